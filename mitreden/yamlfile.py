@@ -1,0 +1,31 @@
+"""YAML as people write it: only true/false are booleans.
+
+PyYAML follows YAML 1.1, where yes, no, on, off, y and n are booleans too; in a catalogue of
+words people type ("ja", "no") or a flow that routes on "yes", that silently turns words
+into True and False.
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; raises OSError, UnicodeDecodeError or yaml.YAMLError."""
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (safe loader)

@@ -1,0 +1,1 @@
+"""Language work, offline: embeddings, action-field suggestion, similar ideas, redaction."""

@@ -1,0 +1,80 @@
+"""The NLP the conversation needs, in one object: embed an idea once, suggest, find similar.
+
+The engine calls `embed`, `suggest` and `similar` inside a step, and `remember`/`forget`
+only after the step's transaction committed, so memory never runs ahead of the database.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mitreden.nlp.embedders import Embedder
+from mitreden.nlp.similar import IdeaIndex
+from mitreden.nlp.suggest import FieldSuggester
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
+
+
+@dataclass(frozen=True)
+class StoredIdea:
+    id: int
+    owner: str
+    field: str | None
+    vector: np.ndarray
+    confirmed: bool
+
+
+class IdeaNlp:
+    def __init__(self, embedder: Embedder, taxonomy: Taxonomy, store: Store) -> None:
+        self.embedder = embedder
+        self.suggester = FieldSuggester(embedder, taxonomy, store)
+        self.index = IdeaIndex(self.suggester.dims)
+        confirmed = {
+            row["id"]: row["confirmed_field"]
+            for row in store.ideas() if row["confirmed_field"]
+        }
+        for idea_id, owner, field, vector in store.idea_vectors():
+            self.index.add(idea_id, owner, field, vector)
+            if idea_id in confirmed:
+                self.suggester.learn(confirmed[idea_id], vector)
+
+    @property
+    def model(self) -> str:
+        return self.embedder.name
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.embedder.embed([text])[0]
+
+    def suggest(self, vector: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
+        return self.suggester.suggest(vector, k)
+
+    def similar(
+        self, vector: np.ndarray, owner: str, field: str | None, exclude: frozenset[int], k: int = 2
+    ) -> list[int]:
+        """Ideas of others in the same field that are closer to this idea than its field is.
+
+        The floor is the idea's own score against its field prototype, so the bar is calibrated
+        by the model itself: e5 scores even unrelated texts near 0.8, MiniLM near 0.1.
+        """
+        floor = 0.0
+        if field in self.suggester.field_ids:
+            row = self.suggester.field_ids.index(field)
+            floor = float(self.suggester.scores(vector)[0][row])
+        hits = self.index.similar(
+            vector, exclude_owner=owner, field=field, exclude_ids=exclude, k=k, min_score=floor
+        )
+        return [idea_id for idea_id, _ in hits]
+
+    def remember(self, idea_id: int, owner: str, field: str | None, vector: np.ndarray) -> None:
+        self.index.add(idea_id, owner, field, vector)
+
+    def confirm(self, idea_id: int, field: str | None, vector: np.ndarray) -> None:
+        self.index.set_field(idea_id, field)
+        if field:
+            self.suggester.learn(field, vector)
+
+    def forget(self, ideas: list[StoredIdea]) -> None:
+        self.index.remove({idea.id for idea in ideas})
+        for idea in ideas:
+            if idea.confirmed and idea.field:
+                self.suggester.learn(idea.field, idea.vector, weight=-1.0)

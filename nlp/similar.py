@@ -1,0 +1,70 @@
+"""Similar ideas by other people, from an in-memory matrix of stored idea vectors.
+
+Built once from the store at start, then kept current by the engine after each commit,
+so a lookup is one matrix-vector product and never re-embeds anything.
+"""
+
+import numpy as np
+
+
+class IdeaIndex:
+    def __init__(self, dims: int) -> None:
+        self._ids: list[int] = []
+        self._owners: list[str] = []
+        self._fields: list[str | None] = []
+        self._vectors = np.zeros((0, dims), dtype=np.float32)
+        self._pending: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, idea_id: int, owner: str, field: str | None, vector: np.ndarray) -> None:
+        self._ids.append(idea_id)
+        self._owners.append(owner)
+        self._fields.append(field)
+        self._pending.append(np.asarray(vector, dtype=np.float32))
+
+    def set_field(self, idea_id: int, field: str | None) -> None:
+        if idea_id in self._ids:
+            self._fields[self._ids.index(idea_id)] = field
+
+    def remove(self, idea_ids: set[int]) -> None:
+        self._matrix()
+        keep = [i for i, idea_id in enumerate(self._ids) if idea_id not in idea_ids]
+        self._ids = [self._ids[i] for i in keep]
+        self._owners = [self._owners[i] for i in keep]
+        self._fields = [self._fields[i] for i in keep]
+        self._vectors = self._vectors[keep]
+
+    def _matrix(self) -> np.ndarray:
+        if self._pending:
+            self._vectors = np.vstack([self._vectors, *self._pending])
+            self._pending = []
+        return self._vectors
+
+    def similar(
+        self,
+        vector: np.ndarray,
+        *,
+        exclude_owner: str,
+        field: str | None = None,
+        exclude_ids: frozenset[int] = frozenset(),
+        k: int = 2,
+        min_score: float = 0.0,
+    ) -> list[tuple[int, float]]:
+        """Up to k ideas of other people, in the same field when one is given, best first."""
+        if not self._ids:
+            return []
+        scores = self._matrix() @ vector
+        ranked = []
+        for i in np.argsort(-scores):
+            if scores[i] < min_score:
+                break
+            if self._owners[i] == exclude_owner or self._ids[i] in exclude_ids:
+                continue
+            if field is not None and self._fields[i] != field:
+                continue
+            ranked.append((self._ids[i], float(scores[i])))
+            if len(ranked) == k:
+                break
+        return ranked

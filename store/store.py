@@ -1,0 +1,288 @@
+"""The data-access layer: one class, plain SQL on the hot path, sqlite-utils for the schema.
+
+Writes go through `transaction()` (BEGIN IMMEDIATE … COMMIT) so the engine can save a
+conversation step together with the idea it created, or neither.
+"""
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from mitreden.store.schema import MIGRATIONS
+
+PARTICIPANT_TABLES = ("supports", "contacts", "ideas", "consents", "participants")
+
+
+class StoreError(Exception):
+    """The database cannot be opened or is from a newer mitreden."""
+
+
+@dataclass
+class Conversation:
+    participant_id: str
+    step: str
+    language: str
+    data: dict[str, Any] = field(default_factory=dict)
+    started_at: str = ""
+    updated_at: str = ""
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+class Store:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten with zeros, so erased words do not linger in free pages.
+            self.db.execute("PRAGMA secure_delete=ON")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot open the database {self.path}: {err}") from err
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this mitreden "
+                f"knows ({len(MIGRATIONS)}); upgrade mitreden"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                migration(self.db)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple = ()) -> dict[str, Any] | None:
+        cursor = self.db.execute(sql, params)
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([c[0] for c in cursor.description], row, strict=True))
+
+    def _all(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, params)
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # conversations
+
+    def conversation(self, participant_id: str) -> Conversation | None:
+        row = self._one(
+            "SELECT * FROM conversations WHERE participant_id = ?", (participant_id,)
+        )
+        if row is None:
+            return None
+        row["data"] = json.loads(row["data"])
+        return Conversation(**row)
+
+    def save_conversation(self, conv: Conversation) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?, ?)",
+            (conv.participant_id, conv.step, conv.language,
+             json.dumps(conv.data, ensure_ascii=False), conv.started_at, conv.updated_at),
+        )
+
+    # participants and consent
+
+    def ensure_participant(self, participant_id: str, channel: str, now: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO participants (id, channel, created_at) VALUES (?, ?, ?)",
+            (participant_id, channel, now),
+        )
+
+    def record_consent(
+        self, participant_id: str, version: str, given: bool, language: str, now: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO consents (participant_id, version, given, language, at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (participant_id, version, int(given), language, now),
+        )
+
+    def consented_version(self, participant_id: str) -> str | None:
+        """The version of the latest consent, or None if the latest answer was no."""
+        row = self._one(
+            "SELECT version, given FROM consents WHERE participant_id = ? ORDER BY id DESC",
+            (participant_id,),
+        )
+        return row["version"] if row and row["given"] else None
+
+    def set_contact(self, participant_id: str, channel: str, address: str, now: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO contacts VALUES (?, ?, ?, ?)",
+            (participant_id, channel, address, now),
+        )
+
+    # ideas
+
+    def add_idea(self, **columns: Any) -> int:
+        if isinstance(columns.get("embedding"), np.ndarray):
+            columns["embedding"] = to_blob(columns["embedding"])
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        cursor = self.db.execute(
+            f"INSERT INTO ideas ({names}) VALUES ({marks})", tuple(columns.values())
+        )
+        return cursor.lastrowid
+
+    IDEA_COLUMNS = frozenset(
+        {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
+    )
+
+    def update_idea(self, idea_id: int, **columns: Any) -> None:
+        unknown = set(columns) - self.IDEA_COLUMNS
+        if unknown:
+            raise ValueError(f"ideas has no updatable column {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        self.db.execute(
+            f"UPDATE ideas SET {assignments} WHERE id = ?", (*columns.values(), idea_id)
+        )
+
+    def idea(self, idea_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM ideas WHERE id = ?", (idea_id,))
+
+    def ideas(self, with_embedding: bool = False) -> list[dict[str, Any]]:
+        """Ideas with their support count, newest last: what `mitreden ideas` lists."""
+        rows = self._all(
+            "SELECT ideas.*, (SELECT count(*) FROM supports WHERE idea_id = ideas.id) "
+            "AS supporters FROM ideas ORDER BY id"
+        )
+        if not with_embedding:
+            for row in rows:
+                del row["embedding"]
+        return rows
+
+    def idea_vectors(self) -> list[tuple[int, str, str | None, np.ndarray]]:
+        """(id, participant, field, vector) of every embedded idea, for the in-memory indexes."""
+        cursor = self.db.execute(
+            "SELECT id, participant_id, coalesce(confirmed_field, suggested_field), embedding "
+            "FROM ideas WHERE embedding IS NOT NULL ORDER BY id"
+        )
+        return [(i, p, f, from_blob(e)) for i, p, f, e in cursor]
+
+    def supported_by(self, participant_id: str) -> set[int]:
+        cursor = self.db.execute(
+            "SELECT idea_id FROM supports WHERE participant_id = ?", (participant_id,)
+        )
+        return {row[0] for row in cursor}
+
+    def add_support(self, participant_id: str, idea_id: int, now: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO supports VALUES (?, ?, ?)", (participant_id, idea_id, now)
+        )
+
+    # audit
+
+    def audit(self, at: str, actor: str, action: str, subject: str = "", **detail: Any) -> None:
+        self.db.execute(
+            "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            (at, actor, action, subject, json.dumps(detail, ensure_ascii=False)),
+        )
+
+    # data subject rights
+
+    def ideas_of(self, participant_id: str) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM ideas WHERE participant_id = ?", (participant_id,))
+
+    def export_participant(self, participant_id: str) -> dict[str, Any]:
+        """Everything stored about one participant (GDPR Art. 15), embeddings as numbers."""
+        ideas = self.ideas_of(participant_id)
+        for idea in ideas:
+            if idea["embedding"] is not None:
+                idea["embedding"] = [round(float(x), 6) for x in from_blob(idea["embedding"])]
+        conversation = self._one(
+            "SELECT * FROM conversations WHERE participant_id = ?", (participant_id,)
+        )
+        if conversation:
+            conversation["data"] = json.loads(conversation["data"])
+        return {
+            "participant": self._one("SELECT * FROM participants WHERE id = ?", (participant_id,)),
+            "consents": self._all(
+                "SELECT * FROM consents WHERE participant_id = ?", (participant_id,)
+            ),
+            "conversation": conversation,
+            "ideas": ideas,
+            "supports": self._all(
+                "SELECT * FROM supports WHERE participant_id = ?", (participant_id,)
+            ),
+            "contacts": self._all(
+                "SELECT * FROM contacts WHERE participant_id = ?", (participant_id,)
+            ),
+        }
+
+    def erase_participant(self, participant_id: str) -> dict[str, int]:
+        """Delete every row of a participant, and others' support of their ideas (GDPR Art. 17)."""
+        counts = {}
+        counts["supports_of_their_ideas"] = self.db.execute(
+            "DELETE FROM supports WHERE idea_id IN "
+            "(SELECT id FROM ideas WHERE participant_id = ?)", (participant_id,)
+        ).rowcount
+        for table in PARTICIPANT_TABLES:
+            column = "id" if table == "participants" else "participant_id"
+            counts[table] = self.db.execute(
+                f"DELETE FROM {table} WHERE {column} = ?", (participant_id,)
+            ).rowcount
+        counts["conversations"] = self.db.execute(
+            "DELETE FROM conversations WHERE participant_id = ?", (participant_id,)
+        ).rowcount
+        return counts
+
+    # cache of shipped-text embeddings
+
+    def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        found = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cursor = self.db.execute(
+                f"SELECT text_hash, vector FROM text_embeddings "
+                f"WHERE model = ? AND text_hash IN ({marks})", (model, *chunk)
+            )
+            found.update({h: from_blob(v) for h, v in cursor})
+        return found
+
+    def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
+        with self.transaction():
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO text_embeddings VALUES (?, ?, ?)",
+                [(model, h, to_blob(v)) for h, v in vectors.items()],
+            )
