@@ -1,0 +1,46 @@
+"""Configuration: defaults, a TOML file, environment overrides, flags; clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from mitreden.config import ConfigError, load_settings
+from mitreden.identity import load_pseudonymizer
+
+
+def test_file_then_environment_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "mitreden.toml"
+    config.write_text('db = "/srv/file.db"\nidle_timeout_hours = 2\nlog_level = "INFO"\n')
+    settings = load_settings(config, environ={})
+    assert (settings.db, settings.idle_timeout_hours) == (Path("/srv/file.db"), 2.0)
+    settings = load_settings(config, environ={"MITREDEN_DB": "/srv/env.db"})
+    assert settings.db == Path("/srv/env.db") and settings.log_level == "INFO"
+    settings = load_settings(config, environ={"MITREDEN_DB": "/srv/env.db"}, db="/srv/flag.db")
+    assert settings.db == Path("/srv/flag.db")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("db = ", "not valid TOML"),
+        ('colour = "blue"\n', "unknown setting colour"),
+        ("idle_timeout_hours = -1\n", "must be positive"),
+        ("embedding_backend = 3\n", "must be text"),
+    ],
+)
+def test_bad_config_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    config = tmp_path / "mitreden.toml"
+    config.write_text(content)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
+
+
+def test_participant_ids_are_keyed_hashes_stable_per_key(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, db=str(tmp_path / "a.db"))
+    first = load_pseudonymizer(settings).participant("telegram", "12345")
+    assert first == load_pseudonymizer(settings).participant("telegram", "12345")
+    assert "12345" not in first and len(first) == 32
+    assert first != load_pseudonymizer(settings).participant("matrix", "12345")
+    assert settings.secret_file.stat().st_mode & 0o777 == 0o600
+    other = load_settings(environ={"MITREDEN_SECRET": "another key"}, db=str(tmp_path / "a.db"))
+    assert load_pseudonymizer(other).participant("telegram", "12345") != first
