@@ -17,8 +17,11 @@ def render(message: Outbound) -> str:
     lines = [message.text]
     lines += [f"  {n}) {choice.label}" for n, choice in enumerate(message.choices, start=1)]
     if message.attachment is not None:
-        lines += [f"--- {message.attachment.filename} ---",
-                  message.attachment.content.decode("utf-8"), "---"]
+        lines += [
+            f"--- {message.attachment.filename} ---",
+            message.attachment.content.decode("utf-8"),
+            "---",
+        ]
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ def action(name: str) -> Callable[[Action], Action]:
     def register(fn: Action) -> Action:
         ACTIONS[name] = fn
         return fn
+
     return register
 
 
@@ -38,6 +39,7 @@ def source(name: str) -> Callable[[Source], Source]:
     def register(fn: Source) -> Source:
         SOURCES[name] = fn
         return fn
+
     return register
 
 
@@ -138,11 +140,15 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
         vector = nlp.embed(text)
         suggestions = nlp.suggest(vector, k=3)
     idea_id = turn.store.add_idea(
-        participant_id=pid, text=text, language=turn.lang,
+        participant_id=pid,
+        text=text,
+        language=turn.lang,
         suggested_field=suggestions[0][0] if suggestions else None,
         suggested_score=suggestions[0][1] if suggestions else None,
-        created_at=turn.now, updated_at=turn.now,
-        embedding=vector, embedding_model=nlp.model if nlp else None,
+        created_at=turn.now,
+        updated_at=turn.now,
+        embedding=vector,
+        embedding_model=nlp.model if nlp else None,
     )
     turn.store.audit(turn.now, "participant", "idea.created", f"idea:{idea_id}")
     turn.data.update(idea_id=idea_id, idea_text=text, suggestions=[f for f, _ in suggestions])
@@ -159,8 +165,9 @@ def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
     idea_id = turn.data["idea_id"]
     field = None if value == "unsure" else value
     turn.store.update_idea(idea_id, confirmed_field=field, updated_at=turn.now)
-    turn.store.audit(turn.now, "participant", "idea.field_confirmed", f"idea:{idea_id}",
-                     field=field)
+    turn.store.audit(
+        turn.now, "participant", "idea.field_confirmed", f"idea:{idea_id}", field=field
+    )
     idea = turn.store.idea(idea_id)
     if turn.nlp is not None and idea and idea["embedding"] is not None:
         vector, nlp = from_blob(idea["embedding"]), turn.nlp
@@ -203,9 +210,15 @@ def erase(turn: "Turn", step: Step, value: str) -> str | None:
         return RESUME
     pid = turn.conv.participant_id
     forgotten = [
-        StoredIdea(row["id"], pid, row["confirmed_field"], from_blob(row["embedding"]),
-                   confirmed=row["confirmed_field"] is not None)
-        for row in turn.store.ideas_of(pid) if row["embedding"] is not None
+        StoredIdea(
+            row["id"],
+            pid,
+            row["confirmed_field"],
+            from_blob(row["embedding"]),
+            confirmed=row["confirmed_field"] is not None,
+        )
+        for row in turn.store.ideas_of(pid)
+        if row["embedding"] is not None
     ]
     counts = turn.store.erase_participant(pid)
     turn.store.audit(turn.now, "participant", "participant.erased", **counts)

@@ -51,8 +51,10 @@ class Flow:
 
 
 def _choices(raw: list | None) -> tuple[ChoiceSpec, ...]:
-    return tuple(ChoiceSpec(value=str(c["value"]), label=c.get("label"), text=c.get("text"))
-                 for c in raw or ())
+    return tuple(
+        ChoiceSpec(value=str(c["value"]), label=c.get("label"), text=c.get("text"))
+        for c in raw or ()
+    )
 
 
 def load_flow(path: Path | None = None) -> Flow:
@@ -67,9 +69,7 @@ def load_flow(path: Path | None = None) -> Flow:
             spec["extra"] = _choices(spec.get("extra"))
             spec["route"] = {str(k): v for k, v in spec.get("route", {}).items()}
             steps[name] = Step(name=name, **spec)
-        commands = {
-            word: command for command, words in raw["commands"].items() for word in words
-        }
+        commands = {word: command for command, words in raw["commands"].items() for word in words}
         flow = Flow(raw["start"], str(raw["consent_version"]), steps, commands)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
         raise FlowError(f"cannot read flow {path}: {err}") from err

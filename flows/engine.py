@@ -163,10 +163,12 @@ class Engine:
         elif command == "mydata":
             export = self.store.export_participant(turn.conv.participant_id)
             content = json.dumps(export, ensure_ascii=False, indent=2).encode("utf-8")
-            turn.out.append(Outbound(
-                turn.text("mydata_intro"),
-                attachment=Attachment("meinedaten.json", "application/json", content),
-            ))
+            turn.out.append(
+                Outbound(
+                    turn.text("mydata_intro"),
+                    attachment=Attachment("meinedaten.json", "application/json", content),
+                )
+            )
             self.reprompt(turn)
         else:
             turn.say("help" if command == "help" else "unknown_command")

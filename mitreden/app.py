@@ -24,6 +24,10 @@ def build_engine(settings: Settings, store: Store | None = None) -> Engine:
         nlp = IdeaNlp(embedder, taxonomy, store)
         log.info("NLP ready: %s, %d ideas indexed", embedder.name, len(nlp.index))
     return Engine(
-        store, taxonomy, nlp, load_flow(), Catalogue.load(),
+        store,
+        taxonomy,
+        nlp,
+        load_flow(),
+        Catalogue.load(),
         idle_timeout=timedelta(hours=settings.idle_timeout_hours),
     )

@@ -15,8 +15,20 @@ from mitreden.nlp.taxonomy import TaxonomyError
 from mitreden.store import Store, StoreError
 
 EXPECTED = (ConfigError, StoreError, TaxonomyError, EmbedderError, FlowError, CatalogueError)
-IDEA_COLUMNS = ["id", "created_at", "language", "text", "suggested_field", "suggested_score",
-                "confirmed_field", "district", "age_band", "actor_group", "notify", "supporters"]
+IDEA_COLUMNS = [
+    "id",
+    "created_at",
+    "language",
+    "text",
+    "suggested_field",
+    "suggested_score",
+    "confirmed_field",
+    "district",
+    "age_band",
+    "actor_group",
+    "notify",
+    "supporters",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +50,8 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, db=args.db)
     logging.basicConfig(
-        level=settings.log_level.upper(), stream=sys.stderr,
+        level=settings.log_level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return settings

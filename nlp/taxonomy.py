@@ -7,8 +7,15 @@ import yaml
 
 from mitreden.yamlfile import load_yaml
 
-REQUIRED = ("id", "name_de", "name_en", "description_de", "description_en",
-            "keywords_de", "keywords_en")
+REQUIRED = (
+    "id",
+    "name_de",
+    "name_en",
+    "description_de",
+    "description_en",
+    "keywords_de",
+    "keywords_en",
+)
 
 
 class TaxonomyError(ValueError):
@@ -106,4 +113,3 @@ def load_taxonomy(path: str | Path) -> Taxonomy:
     if not fields:
         raise TaxonomyError(f"{path}: no action fields")
     return Taxonomy(fields)
-

@@ -10,27 +10,52 @@ import sqlite_utils
 
 
 def _initial(db: sqlite_utils.Database) -> None:
-    db["participants"].create(
-        {"id": str, "channel": str, "created_at": str}, pk="id"
-    )
+    db["participants"].create({"id": str, "channel": str, "created_at": str}, pk="id")
     db["consents"].create(
-        {"id": int, "participant_id": str, "version": str, "given": int, "language": str,
-         "at": str},
-        pk="id", foreign_keys=[("participant_id", "participants", "id")],
+        {
+            "id": int,
+            "participant_id": str,
+            "version": str,
+            "given": int,
+            "language": str,
+            "at": str,
+        },
+        pk="id",
+        foreign_keys=[("participant_id", "participants", "id")],
     )
     db["consents"].create_index(["participant_id"])
     # No foreign key: a conversation exists before consent, when no participant row may be kept.
     db["conversations"].create(
-        {"participant_id": str, "step": str, "language": str, "data": str, "started_at": str,
-         "updated_at": str},
+        {
+            "participant_id": str,
+            "step": str,
+            "language": str,
+            "data": str,
+            "started_at": str,
+            "updated_at": str,
+        },
         pk="participant_id",
     )
     db["ideas"].create(
-        {"id": int, "participant_id": str, "text": str, "language": str, "suggested_field": str,
-         "suggested_score": float, "confirmed_field": str, "district": str, "age_band": str,
-         "actor_group": str, "notify": int, "created_at": str, "updated_at": str,
-         "embedding": bytes, "embedding_model": str},
-        pk="id", foreign_keys=[("participant_id", "participants", "id")],
+        {
+            "id": int,
+            "participant_id": str,
+            "text": str,
+            "language": str,
+            "suggested_field": str,
+            "suggested_score": float,
+            "confirmed_field": str,
+            "district": str,
+            "age_band": str,
+            "actor_group": str,
+            "notify": int,
+            "created_at": str,
+            "updated_at": str,
+            "embedding": bytes,
+            "embedding_model": str,
+        },
+        pk="id",
+        foreign_keys=[("participant_id", "participants", "id")],
     )
     db["ideas"].create_index(["participant_id"])
     db["supports"].create(
@@ -42,7 +67,8 @@ def _initial(db: sqlite_utils.Database) -> None:
     # Where to reach someone who asked to hear about their idea; kept only after they asked.
     db["contacts"].create(
         {"participant_id": str, "channel": str, "address": str, "at": str},
-        pk="participant_id", foreign_keys=[("participant_id", "participants", "id")],
+        pk="participant_id",
+        foreign_keys=[("participant_id", "participants", "id")],
     )
     # Append-only: who did what to which record. It never holds a participant key or any text,
     # so erasing a participant needs no exception to the append-only rule.

