@@ -8,7 +8,9 @@ that transaction committed.
 
 import difflib
 import json
+import logging
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -16,13 +18,14 @@ from typing import Any
 
 from mitreden.flows import actions
 from mitreden.flows.catalogue import Catalogue
-from mitreden.flows.definition import Flow, Step
+from mitreden.flows.definition import ChoiceSpec, Flow, Step
 from mitreden.flows.messages import Attachment, Choice, Inbound, Outbound
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 from mitreden.store.store import Conversation
 
+log = logging.getLogger(__name__)
 SKIP = "skip"
 COMMAND = re.compile(r"^/(\w+)(?:@\w+)?(?:\s|$)", re.UNICODE)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -98,7 +101,7 @@ class Engine:
         actions.check(flow, catalogue)
 
     def handle(self, msg: Inbound) -> list[Outbound]:
-        now = self.clock()
+        started, now = time.perf_counter(), self.clock()
         with self.store.transaction():
             conv = self.store.conversation(msg.participant)
             turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
@@ -108,6 +111,13 @@ class Engine:
                 self.store.save_conversation(turn.conv)
         for job in turn.after_commit:
             job()
+        log.info(
+            "%s %s… now at %s (%.1f ms)",
+            msg.channel,
+            msg.participant[:6],
+            "erased" if turn.erased else turn.conv.step,
+            (time.perf_counter() - started) * 1000,
+        )
         return turn.out
 
     def _fresh(self, participant: str, now: datetime, language: str = "de") -> Conversation:
@@ -191,12 +201,12 @@ class Engine:
             self.enter(turn, "idea")
 
     def resume(self, turn: Turn, fallback: str) -> None:
-        target = turn.data.pop("resume", None) or fallback
-        step = self.flow.steps.get(target)
-        if step is None or step.end:
-            turn.conv.step = target if step else fallback
-            if step is None:
-                self.enter(turn, fallback)
+        """Go back to the step a command interrupted, asking its question again."""
+        target = turn.data.pop("resume", None)
+        if target not in self.flow.steps:
+            self.enter(turn, fallback)
+        elif self.flow.steps[target].end:
+            turn.conv.step = target
         else:
             self.enter(turn, target)
 
@@ -232,7 +242,7 @@ class Engine:
             text = turn.text(step.ask, **turn.data.get("params", {}))
             turn.out.append(Outbound(text, choices))
 
-    def _choice(self, turn: Turn, spec: Any) -> Choice:
+    def _choice(self, turn: Turn, spec: ChoiceSpec) -> Choice:
         return Choice(spec.value, spec.text or turn.text(spec.label))
 
     def _answer(self, turn: Turn, step: Step) -> None:

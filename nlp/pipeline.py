@@ -67,8 +67,9 @@ class IdeaNlp:
         self.index.add(idea_id, owner, field, vector)
 
     def confirm(self, idea_id: int, field: str | None, vector: np.ndarray) -> None:
-        self.index.set_field(idea_id, field)
+        """A confirmed field teaches the suggester; "not sure" leaves the suggestion in place."""
         if field:
+            self.index.set_field(idea_id, field)
             self.suggester.learn(field, vector)
 
     def forget(self, ideas: list[StoredIdea]) -> None:
