@@ -109,6 +109,11 @@ class Resident:
     def values(self) -> list[str]:
         return [c.value for c in self.last.choices]
 
+    def skip_details(self) -> None:
+        """Pass over district, age and group, and decline notification."""
+        for _ in range(4):
+            self.presses("skip" if "skip" in self.values() else "no")
+
     def consent(self, language_number: str = "1") -> None:
         self.says("Hallo")
         self.says(language_number)

@@ -9,6 +9,7 @@ import pytest
 from mitreden.flows.catalogue import LANGUAGES, Catalogue, CatalogueError
 from mitreden.flows.definition import FlowError, load_flow
 from mitreden.flows.engine import Engine
+from mitreden.store import Store
 
 ABBREVIATIONS = re.compile(r"\b(z\.\s?B|bzw|ggf|usw|u\.\s?a|d\.\s?h|evtl|ca|inkl|etc)\b\.?", re.I)
 PASSIVE = re.compile(r"\b(wird|werden|wurde|wurden|worden)\b", re.I)
@@ -68,27 +69,24 @@ def test_unreadable_catalogue_is_a_clear_error(tmp_path: Path) -> None:
         Catalogue.load(tmp_path)
 
 
-def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
+def one_step_flow(tmp_path: Path, step: str) -> Path:
     path = tmp_path / "flow.yaml"
     path.write_text(
-        "consent_version: '1'\nstart: a\ncommands: {}\n"
-        "steps:\n  a: {ask: idea_question, input: text, next: nowhere}\n",
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n",
         encoding="utf-8",
     )
+    return path
+
+
+def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
+    path = one_step_flow(tmp_path, "{ask: idea_question, input: text, next: nowhere}")
     with pytest.raises(FlowError, match="nowhere"):
         load_flow(path)
 
 
 def test_flow_with_unknown_action_fails_at_start(tmp_path: Path, catalogue, taxonomy, db_path):
-    from mitreden.store import Store
-
-    path = tmp_path / "flow.yaml"
-    path.write_text(
-        "consent_version: '1'\nstart: a\ncommands: {}\n"
-        "steps:\n  a: {ask: idea_question, input: text, action: launch_rocket, next: a}\n",
-        encoding="utf-8",
-    )
-    with pytest.raises(FlowError, match="launch_rocket"):
+    path = one_step_flow(tmp_path, "{ask: idea_question, input: text, action: rocket, next: a}")
+    with pytest.raises(FlowError, match="rocket"):
         Engine(Store(db_path), taxonomy, None, load_flow(path), catalogue)
 
 

@@ -150,8 +150,7 @@ def test_delete_leaves_no_row_of_the_participant(engine: Engine, db_path) -> Non
     other.consent()
     other.says("WLAN kostenlos in jeder Bibliothek und im Jugendclub")
     other.says("1")
-    for _ in range(4):
-        other.presses(other.values()[-1] if "skip" not in other.values() else "skip")
+    other.skip_details()
     if other.step == "similar":
         other.presses(other.values()[0])
     fritz_idea = next(i for i in engine.store.ideas() if "fritz" in i["text"])
@@ -294,15 +293,13 @@ def test_similar_ideas_of_others_are_offered_redacted_and_supported(engine: Engi
     first.consent()
     first.says("Mehr Bäume in der Sonnenallee pflanzen gegen die Hitze, Tel. 0176 12345678")
     first.says("1")
-    for _ in range(4):
-        first.presses("skip" if "skip" in first.values() else "no")
+    first.skip_details()
 
     second = Resident(engine, "p-kim")
     second.consent()
     second.says("Bäume pflanzen in Neukölln, damit es im Sommer nicht so heiß ist")
     second.says("1")
-    for _ in range(4):
-        second.presses("skip" if "skip" in second.values() else "no")
+    second.skip_details()
     assert second.step == "similar"
     assert "Sonnenallee" in second.last.text
     assert "0176" not in second.last.text and "[Telefonnummer entfernt]" in second.last.text
@@ -319,8 +316,7 @@ def test_own_ideas_are_never_offered_as_similar(engine: Engine) -> None:
     for text in ("Mehr Bäume in Moabit pflanzen", "Noch mehr Bäume in Moabit pflanzen bitte"):
         lea.says(text)
         lea.says("1")
-        for _ in range(4):
-            lea.presses("skip" if "skip" in lea.values() else "no")
+        lea.skip_details()
         assert lea.step == "another"
         lea.presses("yes")
 
@@ -330,8 +326,7 @@ def test_another_idea_loop(resident: Resident) -> None:
     for text in ("Mehr Spielplätze in Marzahn bauen", "Längere Öffnungszeiten im Bürgeramt"):
         resident.says(text)
         resident.says("1")
-        for _ in range(4):
-            resident.presses("skip" if "skip" in resident.values() else "no")
+        resident.skip_details()
         if resident.step == "similar":
             resident.presses("none")
         resident.presses("yes")
