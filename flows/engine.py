@@ -176,7 +176,7 @@ class Engine:
             turn.out.append(
                 Outbound(
                     turn.text("mydata_intro"),
-                    attachment=Attachment("meinedaten.json", "application/json", content),
+                    attachment=Attachment(turn.text("mydata_file"), "application/json", content),
                 )
             )
             self.reprompt(turn)
