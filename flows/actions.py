@@ -210,13 +210,7 @@ def erase(turn: "Turn", step: Step, value: str) -> str | None:
         return RESUME
     pid = turn.conv.participant_id
     forgotten = [
-        StoredIdea(
-            row["id"],
-            pid,
-            row["confirmed_field"],
-            from_blob(row["embedding"]),
-            confirmed=row["confirmed_field"] is not None,
-        )
+        StoredIdea(row["id"], row["confirmed_field"], from_blob(row["embedding"]))
         for row in turn.store.ideas_of(pid)
         if row["embedding"] is not None
     ]

@@ -37,10 +37,6 @@ class Catalogue:
                 raise CatalogueError(f"cannot read catalogue {path}: {err}") from err
         return cls(messages)
 
-    @property
-    def languages(self) -> tuple[str, ...]:
-        return tuple(self.messages)
-
     def has(self, key: str) -> bool:
         return key in self.messages[LANGUAGES[0]]
 

@@ -17,11 +17,11 @@ from mitreden.store import Store
 
 @dataclass(frozen=True)
 class StoredIdea:
+    """An idea about to be erased: what the in-memory indexes must forget of it."""
+
     id: int
-    owner: str
-    field: str | None
+    confirmed_field: str | None
     vector: np.ndarray
-    confirmed: bool
 
 
 class IdeaNlp:
@@ -29,13 +29,10 @@ class IdeaNlp:
         self.embedder = embedder
         self.suggester = FieldSuggester(embedder, taxonomy, store)
         self.index = IdeaIndex(self.suggester.dims)
-        confirmed = {
-            row["id"]: row["confirmed_field"] for row in store.ideas() if row["confirmed_field"]
-        }
-        for idea_id, owner, field, vector in store.idea_vectors():
-            self.index.add(idea_id, owner, field, vector)
-            if idea_id in confirmed:
-                self.suggester.learn(confirmed[idea_id], vector)
+        for idea_id, owner, suggested, confirmed, vector in store.idea_vectors():
+            self.index.add(idea_id, owner, confirmed or suggested, vector)
+            if confirmed:
+                self.suggester.learn(confirmed, vector)
 
     @property
     def model(self) -> str:
@@ -75,5 +72,5 @@ class IdeaNlp:
     def forget(self, ideas: list[StoredIdea]) -> None:
         self.index.remove({idea.id for idea in ideas})
         for idea in ideas:
-            if idea.confirmed and idea.field:
-                self.suggester.learn(idea.field, idea.vector, weight=-1.0)
+            if idea.confirmed_field:
+                self.suggester.learn(idea.confirmed_field, idea.vector, weight=-1.0)

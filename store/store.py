@@ -195,13 +195,13 @@ class Store:
                 del row["embedding"]
         return rows
 
-    def idea_vectors(self) -> list[tuple[int, str, str | None, np.ndarray]]:
-        """(id, participant, field, vector) of every embedded idea, for the in-memory indexes."""
+    def idea_vectors(self) -> list[tuple[int, str, str | None, str | None, np.ndarray]]:
+        """(id, participant, suggested, confirmed field, vector) of every embedded idea."""
         cursor = self.db.execute(
-            "SELECT id, participant_id, coalesce(confirmed_field, suggested_field), embedding "
+            "SELECT id, participant_id, suggested_field, confirmed_field, embedding "
             "FROM ideas WHERE embedding IS NOT NULL ORDER BY id"
         )
-        return [(i, p, f, from_blob(e)) for i, p, f, e in cursor]
+        return [(i, p, s, c, from_blob(e)) for i, p, s, c, e in cursor]
 
     def supported_by(self, participant_id: str) -> set[int]:
         cursor = self.db.execute(
