@@ -12,7 +12,7 @@ from mitreden.flows.definition import Flow, FlowError, Step
 from mitreden.flows.messages import Choice
 from mitreden.nlp.pipeline import StoredIdea
 from mitreden.nlp.redact import KINDS, redact
-from mitreden.store.store import from_blob
+from mitreden.store.store import IDEA_COLUMNS, from_blob
 
 if TYPE_CHECKING:
     from mitreden.flows.engine import Turn
@@ -55,6 +55,8 @@ def check(flow: Flow, catalogue: Catalogue) -> None:
             raise FlowError(f"step {step.name!r}: no message {missing}")
         if not step.end and not step.ask:
             raise FlowError(f"step {step.name!r} neither asks nor ends")
+        if step.action == "set_idea_detail" and step.store_as not in IDEA_COLUMNS:
+            raise FlowError(f"step {step.name!r}: store_as must be one of the idea's details")
 
 
 def redaction_labels(turn: "Turn") -> dict[str, str]:
@@ -92,10 +94,11 @@ def similar_ideas(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
     )
     labels = redaction_labels(turn)
     listing, choices = [], []
-    for number, other_id in enumerate(ids, start=1):
+    for other_id in ids:
         other = turn.store.idea(other_id)
         if other is None:  # erased by its author since the index was built
             continue
+        number = len(choices) + 1
         text = redact(other["text"], labels)
         if len(text) > SNIPPET:
             text = text[:SNIPPET].rsplit(" ", 1)[0] + " …"
@@ -177,8 +180,6 @@ def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("set_idea_detail")
 def set_idea_detail(turn: "Turn", step: Step, value: str) -> str | None:
-    if not step.store_as:
-        raise FlowError(f"step {step.name!r} uses set_idea_detail without store_as")
     turn.store.update_idea(turn.data["idea_id"], **{step.store_as: value, "updated_at": turn.now})
     return None
 
@@ -196,7 +197,7 @@ def set_notify(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("support")
 def support(turn: "Turn", step: Step, value: str) -> str | None:
-    if value != "none" and value.isdigit():
+    if value != "none":
         turn.store.add_support(turn.conv.participant_id, int(value), turn.now)
         turn.store.audit(turn.now, "participant", "idea.supported", f"idea:{value}")
         turn.say("support_saved")

@@ -146,7 +146,7 @@ class Engine:
 
     def _idle(self, turn: Turn) -> bool:
         last = datetime.fromisoformat(turn.conv.updated_at)
-        return self.clock() - last > self.idle_timeout
+        return datetime.fromisoformat(turn.now) - last > self.idle_timeout
 
     # commands
 
@@ -249,11 +249,10 @@ class Engine:
         if step.input == "text":
             value = self._text_input(turn, step)
         else:
-            value = self.match(turn, step)
+            value = self.match(turn)
             if value is None:
                 turn.say("choose_one")
                 self.reprompt(turn)
-                return
         if value is None:
             return
         target = step.next if value == SKIP else step.route.get(value, step.next)
@@ -288,7 +287,7 @@ class Engine:
             return None
         return text
 
-    def match(self, turn: Turn, step: Step) -> str | None:
+    def match(self, turn: Turn) -> str | None:
         """Which offered choice a button press or typed text means, or None."""
         offered = turn.data.get("offered", [])
         values = [v for v, _ in offered]

@@ -18,7 +18,12 @@ import sqlite_utils
 
 from mitreden.store.schema import MIGRATIONS
 
-PARTICIPANT_TABLES = ("supports", "contacts", "ideas", "consents", "participants")
+# Tables holding a participant's rows, in an order that respects the foreign keys.
+PARTICIPANT_TABLES = ("supports", "contacts", "ideas", "consents", "conversations", "participants")
+# What the conversation may change on an idea after it was written.
+IDEA_COLUMNS = frozenset(
+    {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
+)
 
 
 class StoreError(Exception):
@@ -168,12 +173,8 @@ class Store:
         )
         return cursor.lastrowid
 
-    IDEA_COLUMNS = frozenset(
-        {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
-    )
-
     def update_idea(self, idea_id: int, **columns: Any) -> None:
-        unknown = set(columns) - self.IDEA_COLUMNS
+        unknown = set(columns) - IDEA_COLUMNS
         if unknown:
             raise ValueError(f"ideas has no updatable column {sorted(unknown)}")
         assignments = ", ".join(f"{name} = ?" for name in columns)
@@ -265,9 +266,6 @@ class Store:
             counts[table] = self.db.execute(
                 f"DELETE FROM {table} WHERE {column} = ?", (participant_id,)
             ).rowcount
-        counts["conversations"] = self.db.execute(
-            "DELETE FROM conversations WHERE participant_id = ?", (participant_id,)
-        ).rowcount
         return counts
 
     # cache of shipped-text embeddings

@@ -84,9 +84,19 @@ def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
         load_flow(path)
 
 
-def test_flow_with_unknown_action_fails_at_start(tmp_path: Path, catalogue, taxonomy, db_path):
-    path = one_step_flow(tmp_path, "{ask: idea_question, input: text, action: rocket, next: a}")
-    with pytest.raises(FlowError, match="rocket"):
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("{ask: idea_question, input: text, action: rocket, next: a}", "unknown action 'rocket'"),
+        ("{ask: district_question, action: set_idea_detail, next: a}", "store_as"),
+        ("{ask: district_question, action: set_idea_detail, store_as: text, next: a}", "store_as"),
+    ],
+)
+def test_flow_with_a_broken_action_fails_at_start(
+    tmp_path: Path, catalogue, taxonomy, db_path, step: str, message: str
+) -> None:
+    path = one_step_flow(tmp_path, step)
+    with pytest.raises(FlowError, match=message):
         Engine(Store(db_path), taxonomy, None, load_flow(path), catalogue)
 
 
