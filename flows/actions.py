@@ -156,8 +156,8 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
     turn.store.audit(turn.now, "participant", "idea.created", f"idea:{idea_id}")
     turn.data.update(idea_id=idea_id, idea_text=text, suggestions=[f for f, _ in suggestions])
     if nlp is not None and vector is not None:
-        field = suggestions[0][0]
-        turn.after_commit.append(lambda: nlp.remember(idea_id, pid, field, vector))
+        best, now = suggestions[0], turn.now
+        turn.after_commit.append(lambda: nlp.remember(idea_id, pid, best, vector, now))
     return None
 
 
@@ -173,8 +173,8 @@ def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
     )
     idea = turn.store.idea(idea_id)
     if turn.nlp is not None and idea and idea["embedding"] is not None:
-        vector, nlp = from_blob(idea["embedding"]), turn.nlp
-        turn.after_commit.append(lambda: nlp.confirm(idea_id, field, vector))
+        vector, nlp, now = from_blob(idea["embedding"]), turn.nlp, turn.now
+        turn.after_commit.append(lambda: nlp.confirm(idea_id, field, vector, now))
     return None
 
 

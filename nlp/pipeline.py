@@ -1,13 +1,16 @@
-"""The NLP the conversation needs, in one object: embed an idea once, suggest, find similar.
+"""The NLP the conversation needs, in one object: embed an idea once, suggest, find similar,
+and keep the grouping of ideas current.
 
-The engine calls `embed`, `suggest` and `similar` inside a step, and `remember`/`forget`
-only after the step's transaction committed, so memory never runs ahead of the database.
+The engine calls `embed`, `suggest` and `similar` inside a step, and `remember`, `confirm`
+and `forget` only after the step's transaction committed, so memory never runs ahead of the
+database.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
+from mitreden.nlp.clusters import ClusterBook
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.similar import IdeaIndex
 from mitreden.nlp.suggest import FieldSuggester
@@ -33,6 +36,7 @@ class IdeaNlp:
             self.index.add(idea_id, owner, confirmed or suggested, vector)
             if confirmed:
                 self.suggester.learn(confirmed, vector)
+        self.clusters = ClusterBook(store, self.suggester, self.index)
 
     @property
     def model(self) -> str:
@@ -60,17 +64,35 @@ class IdeaNlp:
         )
         return [idea_id for idea_id, _ in hits]
 
-    def remember(self, idea_id: int, owner: str, field: str | None, vector: np.ndarray) -> None:
+    def remember(
+        self,
+        idea_id: int,
+        owner: str,
+        suggestion: tuple[str, float],
+        vector: np.ndarray,
+        now: str,
+    ) -> None:
+        field, score = suggestion
         self.index.add(idea_id, owner, field, vector)
+        self.clusters.place(idea_id, vector, field, confirmed=False, score=score, now=now)
 
-    def confirm(self, idea_id: int, field: str | None, vector: np.ndarray) -> None:
-        """A confirmed field teaches the suggester; "not sure" leaves the suggestion in place."""
+    def confirm(
+        self, idea_id: int, field: str | None, vector: np.ndarray, now: str, was: str | None = None
+    ) -> None:
+        """A confirmed field teaches the suggester; "not sure" leaves the suggestion in place.
+
+        `was` is the field confirmed before (a moderator's correction): its lesson is taken back.
+        """
+        if was:
+            self.suggester.learn(was, vector, weight=-1.0)
         if field:
             self.index.set_field(idea_id, field)
             self.suggester.learn(field, vector)
+            self.clusters.place(idea_id, vector, field, confirmed=True, score=None, now=now)
 
     def forget(self, ideas: list[StoredIdea]) -> None:
         self.index.remove({idea.id for idea in ideas})
+        self.clusters.forget({idea.id: idea.vector for idea in ideas})
         for idea in ideas:
             if idea.confirmed_field:
                 self.suggester.learn(idea.confirmed_field, idea.vector, weight=-1.0)

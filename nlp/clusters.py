@@ -1,0 +1,288 @@
+"""The grouping of stored ideas: lanes, joins as ideas arrive, and full recomputes.
+
+Lanes: an idea goes to the lane of the field a resident or moderator confirmed. An idea nobody
+confirmed goes to the lane of its best field, unless its score there is an outlier for that
+field (below the field's fence, see `grouping.lower_fence`): then it goes to NEW_TOPICS and is
+grouped with other such ideas, so what fits no field does not vanish into the nearest one.
+
+Within a lane, `grouping.group` makes the groups. Between recomputes a new idea joins the group
+whose members it is most alike on average, if that beats the lane's mean pair similarity (the
+rule the full run cuts at), or starts a group of its own. Near-identical ideas in a group point
+at the one that says it most typically (`duplicate_of`) and count as its support.
+
+The grouping lives in the store; this object keeps what a join needs in memory (per group the
+sum of member vectors) and reloads when another process recomputed.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mitreden.data import paraphrases_path
+from mitreden.nlp.grouping import (
+    DEFAULT_PARAMS,
+    GroupingParams,
+    group,
+    keep_ids,
+    lower_fence,
+    mean_pair_similarity,
+    near_duplicates,
+)
+from mitreden.nlp.similar import IdeaIndex
+from mitreden.nlp.suggest import FieldSuggester, embed_cached
+from mitreden.store import Store
+from mitreden.yamlfile import load_yaml
+
+log = logging.getLogger(__name__)
+
+NEW_TOPICS = "new-topics"
+
+
+def duplicate_threshold(suggester: FieldSuggester, store: Store | None) -> float:
+    """The median similarity of the shipped paraphrase pairs, for the configured model."""
+    pairs = load_yaml(paraphrases_path())["pairs"]
+    left = embed_cached(suggester.embedder, store, [a for a, _ in pairs])
+    right = embed_cached(suggester.embedder, store, [b for _, b in pairs])
+    return float(np.median(np.einsum("ij,ij->i", left, right)))
+
+
+@dataclass
+class _Lane:
+    dims: int
+    ids: list[int] = field(default_factory=list)
+    sums: list[np.ndarray] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+
+    @property
+    def total(self) -> np.ndarray:
+        return np.sum(self.sums, axis=0) if self.sums else np.zeros(self.dims)
+
+    def add(self, cluster_id: int, vector: np.ndarray) -> None:
+        if cluster_id in self.ids:
+            row = self.ids.index(cluster_id)
+            self.sums[row] = self.sums[row] + vector
+            self.counts[row] += 1
+        else:
+            self.ids.append(cluster_id)
+            self.sums.append(vector.astype(np.float64))
+            self.counts.append(1)
+
+    def remove(self, cluster_id: int, vector: np.ndarray) -> None:
+        row = self.ids.index(cluster_id)
+        self.counts[row] -= 1
+        if self.counts[row] == 0:
+            del self.ids[row], self.sums[row], self.counts[row]
+        else:
+            self.sums[row] = self.sums[row] - vector
+
+    def best(self, vector: np.ndarray) -> int | None:
+        """The group this vector is most alike on average, if it beats the lane's cut."""
+        if not self.ids:
+            return None
+        means = np.stack(self.sums) @ vector / np.asarray(self.counts)
+        row = int(np.argmax(means))
+        cut = mean_pair_similarity(self.total, sum(self.counts))
+        return self.ids[row] if means[row] >= cut else None
+
+
+@dataclass(frozen=True)
+class RunReport:
+    ideas: int
+    clusters: int
+    kept_ids: int
+    seconds: float
+
+
+class ClusterBook:
+    def __init__(
+        self,
+        store: Store,
+        suggester: FieldSuggester,
+        index: IdeaIndex,
+        params: GroupingParams = DEFAULT_PARAMS,
+    ) -> None:
+        self.store = store
+        self.suggester = suggester
+        self.index = index
+        self.params = params
+        self.duplicate_similarity = duplicate_threshold(suggester, store)
+        self._lock = threading.RLock()
+        self._load()
+
+    def _load(self) -> None:
+        with self._lock:
+            self._run = self.store.cluster_run_id()
+            self._fences = self.store.fences()
+            self._lanes: dict[str, _Lane] = {}
+            self._where: dict[int, tuple[str, int]] = {}
+            self._members: dict[int, list[int]] = {}
+            self._duplicate_of: dict[int, int | None] = {}
+            for idea_id, cluster_id, lane, duplicate_of in self.store.memberships():
+                vector = self.index.vectors([idea_id])[0]
+                self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
+
+    def _remember(
+        self, idea_id: int, lane: str, cluster_id: int, duplicate_of: int | None, vector
+    ) -> None:
+        self._lanes.setdefault(lane, _Lane(len(vector))).add(cluster_id, vector)
+        self._where[idea_id] = (lane, cluster_id)
+        self._members.setdefault(cluster_id, []).append(idea_id)
+        self._duplicate_of[idea_id] = duplicate_of
+
+    def _forget(self, idea_id: int, vector: np.ndarray) -> None:
+        lane, cluster_id = self._where.pop(idea_id)
+        self._lanes[lane].remove(cluster_id, vector)
+        self._members[cluster_id].remove(idea_id)
+        if not self._members[cluster_id]:
+            del self._members[cluster_id]
+        self._duplicate_of.pop(idea_id, None)
+        for other, leader in self._duplicate_of.items():
+            if leader == idea_id:
+                self._duplicate_of[other] = None
+
+    def _refresh(self) -> None:
+        """Reload when a recompute ran elsewhere (the command, or another process)."""
+        if self.store.cluster_run_id() != self._run:
+            self._load()
+
+    def cluster_of(self, idea_id: int) -> int | None:
+        with self._lock:
+            self._refresh()
+            where = self._where.get(idea_id)
+            return where[1] if where else None
+
+    def lane_for(self, field_id: str | None, confirmed: bool, score: float | None) -> str:
+        if field_id is None:
+            return NEW_TOPICS
+        fence = self._fences.get(field_id)
+        if not confirmed and fence is not None and score is not None and score < fence:
+            return NEW_TOPICS
+        return field_id
+
+    def place(
+        self,
+        idea_id: int,
+        vector: np.ndarray,
+        field_id: str | None,
+        confirmed: bool,
+        score: float | None,
+        now: str,
+    ) -> int:
+        """Put one idea into a group of its lane now, without a recompute; its group id."""
+        with self._lock:
+            self._refresh()
+            lane = self.lane_for(field_id, confirmed, score)
+            where = self._where.get(idea_id)
+            if where and where[0] == lane:
+                return where[1]
+            with self.store.transaction():
+                if where:
+                    self.store.drop_membership(idea_id)
+                    self._forget(idea_id, vector)
+                target = self._lanes.get(lane)
+                cluster_id = target.best(vector) if target else None
+                duplicate_of = None
+                if cluster_id is None:
+                    cluster_id = self.store.new_cluster(lane, now)
+                else:
+                    duplicate_of = self._duplicate(cluster_id, vector)
+                self.store.set_membership(idea_id, cluster_id, duplicate_of)
+            self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
+            return cluster_id
+
+    def _duplicate(self, cluster_id: int, vector: np.ndarray) -> int | None:
+        leaders = [i for i in self._members[cluster_id] if self._duplicate_of.get(i) is None]
+        sims = self.index.vectors(leaders) @ vector
+        best = int(np.argmax(sims))
+        return leaders[best] if sims[best] >= self.duplicate_similarity else None
+
+    def forget(self, ideas: dict[int, np.ndarray]) -> None:
+        """Erased ideas leave memory; the store already dropped their rows and empty groups."""
+        with self._lock:
+            for idea_id, vector in ideas.items():
+                if idea_id in self._where:
+                    self._forget(idea_id, vector)
+
+    def recompute(self, now: str) -> RunReport:
+        """Group every stored idea afresh; groups that barely changed keep their ids."""
+        started = time.perf_counter()
+        rows = self.store.idea_vectors()
+        ids = np.array([r[0] for r in rows], dtype=int)
+        vectors = np.stack([r[4] for r in rows]) if rows else np.zeros((0, self.suggester.dims))
+        confirmed = [r[3] in self.suggester.field_ids for r in rows]
+        fields, own = self._own_scores([r[3] for r in rows], vectors)
+        fences = {
+            f: lower_fence(own[[i for i, g in enumerate(fields) if g == f]])
+            for f in sorted(set(fields))
+        }
+        with self._lock:
+            self._fences = fences
+            lanes: dict[str, list[int]] = {}
+            for i in range(len(rows)):
+                lanes.setdefault(self.lane_for(fields[i], confirmed[i], own[i]), []).append(i)
+        old = self._old_groups()
+        groups: list[tuple[int | None, str, list[tuple[int, int | None]]]] = []
+        for lane, in_lane in lanes.items():
+            in_lane = np.array(in_lane)
+            labels = group(vectors[in_lane], self.params)
+            members = [in_lane[labels == label] for label in range(labels.max() + 1)]
+            inherited = keep_ids(old.get(lane, {}), [set(ids[m].tolist()) for m in members])
+            for gid, rows_of_group in zip(inherited, members, strict=True):
+                leaders = near_duplicates(vectors[rows_of_group], self.duplicate_similarity)
+                entries = [
+                    (int(ids[r]), None if leader == k else int(ids[rows_of_group[leader]]))
+                    for k, (r, leader) in enumerate(zip(rows_of_group, leaders, strict=True))
+                ]
+                groups.append((gid, lane, entries))
+        kept = sum(gid is not None for gid, _, _ in groups)
+        report = RunReport(len(rows), len(groups), kept, time.perf_counter() - started)
+        run = {
+            "at": now,
+            "model": self.suggester.embedder.name,
+            "ideas": report.ideas,
+            "clusters": report.clusters,
+            "kept_ids": report.kept_ids,
+            "seconds": round(report.seconds, 3),
+        }
+        with self._lock:
+            self.store.save_grouping(groups, fences, run)
+            self._load()
+            self._catch_up(now)
+        log.info(
+            "grouped %d ideas into %d groups (%d kept their id) in %.1f s",
+            report.ideas,
+            report.clusters,
+            report.kept_ids,
+            report.seconds,
+        )
+        return report
+
+    def _own_scores(
+        self, confirmed: list[str | None], vectors: np.ndarray
+    ) -> tuple[list[str], np.ndarray]:
+        """Each idea's field (the confirmed one, else the best) and its score against it."""
+        field_ids = self.suggester.field_ids
+        scores = self.suggester.scores(vectors) if len(vectors) else np.zeros((0, len(field_ids)))
+        columns = [
+            field_ids.index(c) if c in field_ids else int(np.argmax(scores[i]))
+            for i, c in enumerate(confirmed)
+        ]
+        own = scores[np.arange(len(columns)), columns] if columns else np.zeros(0)
+        return [field_ids[c] for c in columns], own
+
+    def _old_groups(self) -> dict[str, dict[int, set[int]]]:
+        old: dict[str, dict[int, set[int]]] = {}
+        for idea_id, cluster_id, lane, _ in self.store.memberships():
+            old.setdefault(lane, {}).setdefault(cluster_id, set()).add(idea_id)
+        return old
+
+    def _catch_up(self, now: str) -> None:
+        """Ideas stored while the recompute ran, or whose group it retired, join one now."""
+        for idea_id, _, suggested, confirmed, vector in self.store.idea_vectors():
+            if idea_id in self._where:
+                continue
+            fields, own = self._own_scores([confirmed or suggested], vector[None, :])
+            self.place(idea_id, vector, fields[0], confirmed is not None, float(own[0]), now)
