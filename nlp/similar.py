@@ -30,10 +30,6 @@ class IdeaIndex:
         if idea_id in self._row:
             self._fields[self._row[idea_id]] = field
 
-    def vectors(self, idea_ids: list[int]) -> np.ndarray:
-        """The stored vectors of these ideas, in that order; unknown ids raise KeyError."""
-        return self._matrix()[[self._row[idea_id] for idea_id in idea_ids]]
-
     def remove(self, idea_ids: set[int]) -> None:
         self._matrix()
         keep = [i for i, idea_id in enumerate(self._ids) if idea_id not in idea_ids]

@@ -210,6 +210,15 @@ class Store:
         )
         return {row[0] for row in cursor}
 
+    def supporters(self) -> dict[int, set[str]]:
+        """Who pressed "me too", per idea."""
+        result: dict[int, set[str]] = {}
+        for participant_id, idea_id in self.db.execute(
+            "SELECT participant_id, idea_id FROM supports"
+        ):
+            result.setdefault(idea_id, set()).add(participant_id)
+        return result
+
     def add_support(self, participant_id: str, idea_id: int, now: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO supports VALUES (?, ?, ?)", (participant_id, idea_id, now)
@@ -239,6 +248,22 @@ class Store:
             "JOIN clusters c ON c.id = m.cluster_id ORDER BY m.idea_id"
         )
         return cursor.fetchall()
+
+    def ideas_state(self) -> tuple:
+        """Changes when ideas are added, edited or erased: the regroup job's cue."""
+        return self.db.execute("SELECT count(*), max(id), max(updated_at) FROM ideas").fetchone()
+
+    def vectors(self, idea_ids: list[int]) -> dict[int, np.ndarray]:
+        found = {}
+        for start in range(0, len(idea_ids), 500):
+            chunk = idea_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            cursor = self.db.execute(
+                f"SELECT id, embedding FROM ideas WHERE embedding IS NOT NULL AND id IN ({marks})",
+                chunk,
+            )
+            found.update({i: from_blob(e) for i, e in cursor})
+        return found
 
     def new_cluster(self, lane: str, now: str) -> int:
         cursor = self.db.execute(
@@ -313,7 +338,8 @@ class Store:
                 "VALUES (:at, :model, :ideas, :clusters, :kept_ids, :seconds)",
                 run,
             )
-            self.audit(now, "system", "clusters.recomputed", **run)
+            detail = {k: v for k, v in run.items() if k != "at"}
+            self.audit(now, "system", "clusters.recomputed", **detail)
         return ids
 
     def rename_cluster(self, cluster_id: int, label: str | None, actor: str, now: str) -> None:

@@ -1,0 +1,214 @@
+"""`mitreden eval`: how well field suggestion and grouping do on labelled texts.
+
+It runs the bot's own parts on a throw-away database: the configured embedder, the
+FieldSuggester (zero-shot, then fed k confirmed ideas per field as residents would confirm
+them), and the ClusterBook's full recompute over stored ideas. Nothing is a copy for testing.
+"""
+
+import csv
+import random
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
+
+from mitreden.nlp.clusters import NEW_TOPICS
+from mitreden.nlp.embedders import Embedder
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.suggest import FieldSuggester
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
+
+SHOTS = (10, 30)
+BATCH = 32
+
+
+class EvalDataError(ValueError):
+    """A data file that cannot be evaluated; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    text: str
+    label: str
+    language: str
+
+
+@dataclass
+class EvalResult:
+    items: int
+    skipped: int
+    fields: int
+    zero_shot_top1: float
+    zero_shot_top3: float
+    zero_shot_macro_f1: float
+    few_shot_top1: dict[str, float]
+    ari: float
+    nmi: float
+    groups: int
+    new_topics: int
+    embed_per_second: float
+    cluster_seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_items(path: Path, taxonomy: Taxonomy) -> tuple[list[Item], int]:
+    """Rows with id, text and label; rows with empty text are skipped and counted."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"id", "text", "label"} - set(reader.fieldnames or [])
+            if missing:
+                raise EvalDataError(f"{path} lacks the column(s) {', '.join(sorted(missing))}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise EvalDataError(f"cannot read {path}: {err}") from err
+    known = {f.id for f in taxonomy.leaves}
+    items, skipped = [], 0
+    for row in rows:
+        text, label = (row.get("text") or "").strip(), (row.get("label") or "").strip()
+        if not text or not label:
+            skipped += 1
+            continue
+        items.append(Item(row["id"] or "", text, label, (row.get("lang") or "de").strip()))
+    unknown = sorted({i.label for i in items} - known)
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise EvalDataError(f"{len(unknown)} label(s) are not ids in the taxonomy: {shown}")
+    if len(items) < 2:
+        raise EvalDataError(f"{path} has fewer than two rows with text and label")
+    return items, skipped
+
+
+def embed_items(embedder: Embedder, items: list[Item]) -> tuple[np.ndarray, float]:
+    """Vectors of all texts and the texts embedded per second."""
+    started = time.perf_counter()
+    chunks = [
+        embedder.embed([i.text for i in items[s : s + BATCH]]) for s in range(0, len(items), BATCH)
+    ]
+    return np.vstack(chunks), len(items) / (time.perf_counter() - started)
+
+
+def _top(suggester: FieldSuggester, vectors: np.ndarray, k: int) -> np.ndarray:
+    return np.argsort(-suggester.scores(vectors), axis=1)[:, :k]
+
+
+def evaluate(
+    items: list[Item],
+    taxonomy: Taxonomy,
+    embedder: Embedder,
+    vectors: np.ndarray | None = None,
+    seed: int = 0,
+) -> EvalResult:
+    embed_rate = float("nan")
+    if vectors is None:
+        vectors, embed_rate = embed_items(embedder, items)
+    labels = np.array([i.label for i in items])
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "eval.db")
+        nlp = IdeaNlp(embedder, taxonomy, store)
+        field_ids = np.array(nlp.suggester.field_ids)
+        top = field_ids[_top(nlp.suggester, vectors, 3)]
+        few_shot = {
+            str(k): _few_shot(embedder, taxonomy, store, vectors, labels, k, seed) for k in SHOTS
+        }
+        cluster_seconds, grouping = _group(store, nlp, items, vectors, top[:, 0])
+        store.close()
+    return EvalResult(
+        items=len(items),
+        skipped=0,
+        fields=len(field_ids),
+        zero_shot_top1=float(np.mean(top[:, 0] == labels)),
+        zero_shot_top3=float(np.mean((top == labels[:, None]).any(axis=1))),
+        zero_shot_macro_f1=float(
+            f1_score(labels, top[:, 0], labels=sorted(set(labels)), average="macro")
+        ),
+        few_shot_top1=few_shot,
+        ari=float(adjusted_rand_score(labels, grouping)),
+        nmi=float(normalized_mutual_info_score(labels, grouping)),
+        groups=len(set(grouping)),
+        new_topics=int(sum(g.startswith(NEW_TOPICS) for g in grouping)),
+        embed_per_second=embed_rate,
+        cluster_seconds=cluster_seconds,
+    )
+
+
+def _few_shot(
+    embedder: Embedder,
+    taxonomy: Taxonomy,
+    store: Store,
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    seed: int,
+) -> float:
+    """Top-1 accuracy on the rest after k ideas per field were confirmed (fewer if a field
+    has fewer than k+1 texts: one always stays to be scored)."""
+    suggester = FieldSuggester(embedder, taxonomy, store)
+    rng = random.Random(seed)
+    fed = np.zeros(len(labels), dtype=bool)
+    for label in sorted(set(labels)):
+        rows = [int(r) for r in np.flatnonzero(labels == label)]
+        for row in rng.sample(rows, min(k, len(rows) - 1)):
+            suggester.learn(label, vectors[row])
+            fed[row] = True
+    rest = ~fed
+    best = np.array(suggester.field_ids)[_top(suggester, vectors[rest], 1)[:, 0]]
+    return float(np.mean(best == labels[rest]))
+
+
+def _group(
+    store: Store, nlp: IdeaNlp, items: list[Item], vectors: np.ndarray, suggested: np.ndarray
+) -> tuple[float, list[str]]:
+    """Store every text as an unconfirmed idea, recompute, and read back each one's group."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with store.transaction():
+        store.ensure_participant("eval", "eval", now)
+        ids = [
+            store.add_idea(
+                participant_id="eval",
+                text=item.text,
+                language=item.language,
+                suggested_field=str(field),
+                created_at=now,
+                updated_at=now,
+                embedding=vector,
+                embedding_model=nlp.model,
+            )
+            for item, field, vector in zip(items, suggested, vectors, strict=True)
+        ]
+    started = time.perf_counter()
+    nlp.clusters.recompute(now)
+    seconds = time.perf_counter() - started
+    where = {idea: f"{lane}:{cluster}" for idea, cluster, lane, _ in store.memberships()}
+    return seconds, [where[i] for i in ids]
+
+
+def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
+    if n is None or n >= len(items):
+        return items
+    return random.Random(seed).sample(items, n)
+
+
+def as_table(result: EvalResult) -> str:
+    few = ", ".join(f"{k}-shot {v:.3f}" for k, v in result.few_shot_top1.items())
+    rows = [
+        ("items (skipped)", f"{result.items} ({result.skipped})"),
+        ("action fields", str(result.fields)),
+        ("zero-shot top-1 / top-3", f"{result.zero_shot_top1:.3f} / {result.zero_shot_top3:.3f}"),
+        ("zero-shot macro-F1", f"{result.zero_shot_macro_f1:.3f}"),
+        ("few-shot top-1", few),
+        ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
+        ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
+        ("embedded per second", f"{result.embed_per_second:.1f}"),
+        ("grouping seconds", f"{result.cluster_seconds:.2f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "".join(f"{name:<{width}}  {value}\n" for name, value in rows)

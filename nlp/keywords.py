@@ -1,0 +1,122 @@
+"""Words that set a group of ideas apart from the other groups, for its label.
+
+Texts are split by spaCy's blank pipelines (tokenizer, lookup lemmatizer, stop words,
+sentencizer): they work offline for every language spaCy knows, with no trained model.
+Weights are class-based TF-IDF as in BERTopic: a lemma's share of a group's words, times how
+rare it is across all groups. A word becomes a label only when at least two ideas use it, so a
+name or street that one resident wrote never labels a group.
+"""
+
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+
+MIN_IDEAS_PER_WORD = 2
+
+
+@functools.cache
+def pipeline(language: str) -> "Language":
+    """A blank pipeline for `language` ("de-simple" reads as "de"); unknown codes get "xx"."""
+    import spacy
+
+    code = language.split("-")[0]
+    try:
+        nlp = spacy.blank(code)
+    except (ImportError, ValueError):
+        nlp = spacy.blank("xx")
+    try:
+        nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
+        nlp.initialize()
+    except (ValueError, OSError):  # no lookup table for this language: words stay as written
+        nlp.remove_pipe("lemmatizer")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+@dataclass
+class Analysed:
+    """One idea, read once: its content lemmas (lower-cased keys) and its sentences."""
+
+    lemmas: list[str] = field(default_factory=list)
+    shown: dict[str, str] = field(default_factory=dict)
+    """How each lemma key is best written (a German noun keeps its capital)."""
+    sentences: list[str] = field(default_factory=list)
+
+
+def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
+    out: list[Analysed] = [Analysed() for _ in texts]
+    by_language: dict[str, list[int]] = {}
+    for i, language in enumerate(languages):
+        by_language.setdefault(language or "de", []).append(i)
+    for language, rows in by_language.items():
+        nlp = pipeline(language)
+        for row, doc in zip(rows, nlp.pipe(texts[i] for i in rows), strict=True):
+            result = out[row]
+            result.sentences = [s.text.strip() for s in doc.sents if s.text.strip()]
+            for token in doc:
+                lemma = token.lemma_ or token.text
+                key = lemma.lower()
+                if (
+                    not token.is_alpha
+                    or len(key) < 3
+                    or token.is_stop
+                    or key in nlp.Defaults.stop_words
+                ):
+                    continue
+                result.lemmas.append(key)
+                result.shown.setdefault(key, lemma)
+    return out
+
+
+def weights(groups: list[list[Analysed]]) -> list[dict[str, float]]:
+    """c-TF-IDF weight of each eligible lemma in each group."""
+    ideas_using: Counter[str] = Counter()
+    counts = []
+    for members in groups:
+        count: Counter[str] = Counter()
+        for idea in members:
+            count.update(idea.lemmas)
+            ideas_using.update(set(idea.lemmas))
+        counts.append(count)
+    totals: Counter[str] = Counter()
+    for count in counts:
+        totals.update(count)
+    average = sum(totals.values()) / max(len(groups), 1)
+    result = []
+    for count in counts:
+        size = sum(count.values()) or 1
+        result.append(
+            {
+                word: n / size * math.log(1 + average / totals[word])
+                for word, n in count.items()
+                if ideas_using[word] >= MIN_IDEAS_PER_WORD
+            }
+        )
+    return result
+
+
+def label(members: list[Analysed], weight: dict[str, float], words: int = 3) -> list[str]:
+    """The top words of a group, skipping one that repeats another (Radweg, Radwege)."""
+    shown = {}
+    for idea in members:
+        for key, text in idea.shown.items():
+            shown.setdefault(key, text)
+    chosen: list[str] = []
+    for key in sorted(weight, key=lambda k: (-weight[k], k)):
+        if any(key in other or other in key for other in chosen):
+            continue
+        chosen.append(key)
+        if len(chosen) == words:
+            break
+    return [shown[key] for key in chosen]
+
+
+def sentence_score(sentence: str, idea: Analysed, weight: dict[str, float]) -> float:
+    """How much of the group's vocabulary a sentence carries, per word, so length is not merit."""
+    words = [w for w in idea.lemmas if w.lower() in sentence.lower()]
+    return sum(weight.get(w, 0.0) for w in words) / math.sqrt(len(sentence.split()) or 1)

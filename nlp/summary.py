@@ -1,0 +1,183 @@
+"""What residents said, per action field: groups with a label, counts, representative ideas
+and an extractive summary. No language model: every sentence shown is a resident's own,
+redacted, picked because it carries the group's most telling words.
+
+Summaries are derived from the store each time they are asked for and never stored, so an
+idea erased by /loeschen is gone from the next summary without anything to clean up.
+"""
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mitreden.nlp import keywords
+from mitreden.nlp.clusters import NEW_TOPICS
+from mitreden.nlp.redact import redact
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
+from mitreden.store.store import from_blob
+
+REPRESENTATIVES = 3
+SUMMARY_SENTENCES = 2
+MAX_SENTENCE = 280
+
+
+@dataclass
+class GroupSummary:
+    id: int
+    lane: str
+    label: str
+    keywords: list[str]
+    ideas: int
+    people: int
+    near_duplicates: int
+    representatives: list[str]
+    summary: list[str]
+    districts: dict[str, int]
+    age_bands: dict[str, int]
+    merged_from: list[int] = field(default_factory=list)
+
+
+@dataclass
+class FieldSummary:
+    lane: str
+    name: str
+    ideas: int
+    people: int
+    groups: list[GroupSummary]
+    summary: list[str]
+    ungrouped: int = 0
+
+
+def _shorten(sentence: str) -> str:
+    if len(sentence) <= MAX_SENTENCE:
+        return sentence
+    return sentence[: MAX_SENTENCE - 1].rsplit(" ", 1)[0] + "…"
+
+
+def summarize(
+    store: Store,
+    taxonomy: Taxonomy,
+    redaction: Mapping[str, str],
+    language: str = "de",
+    only: str | None = None,
+) -> list[FieldSummary]:
+    """Summaries per lane (fields in taxonomy order, new topics last); `only` picks one lane."""
+    ideas = {row["id"]: row for row in store.ideas(with_embedding=True)}
+    supporters = store.supporters()
+    clusters = {row["id"]: row for row in store.clusters()}
+    shown_as = {cid: _final(cid, clusters) for cid in clusters}
+    members: dict[int, list[tuple[int, int | None]]] = {}
+    for idea_id, cluster_id, _, duplicate_of in store.memberships():
+        members.setdefault(shown_as[cluster_id], []).append((idea_id, duplicate_of))
+    lanes: dict[str, list[int]] = {}
+    for cid in members:
+        lanes.setdefault(clusters[cid]["lane"], []).append(cid)
+    grouped = {idea_id for entries in members.values() for idea_id, _ in entries}
+
+    order = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
+    names = {f.id: f.name_en if language == "en" else f.name_de for f in taxonomy.leaves}
+    result = []
+    for lane in order:
+        if only and lane != only:
+            continue
+        cids = lanes.get(lane, [])
+        ungrouped = sum(
+            1
+            for i, row in ideas.items()
+            if i not in grouped and (row["confirmed_field"] or row["suggested_field"]) == lane
+        )
+        if not cids and not ungrouped:
+            continue
+        ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
+        read = keywords.analyse(
+            [redact(ideas[i]["text"], redaction) for ids in ids_per_group for i in ids],
+            [ideas[i]["language"] for ids in ids_per_group for i in ids],
+        )
+        analysed, start = [], 0
+        for ids in ids_per_group:
+            analysed.append(dict(zip(ids, read[start : start + len(ids)], strict=True)))
+            start += len(ids)
+        weights = keywords.weights([list(a.values()) for a in analysed])
+        groups = [
+            _group(cid, clusters, members[cid], ideas, supporters, analysed[k], weights[k], lane)
+            for k, cid in enumerate(cids)
+        ]
+        groups.sort(key=lambda g: (-g.people, -g.ideas, g.id))
+        for g in groups:
+            g.merged_from = sorted(
+                c for c, final in shown_as.items() if final == g.id and c != g.id
+            )
+        lane_ideas = [i for ids in ids_per_group for i in ids]
+        result.append(
+            FieldSummary(
+                lane=lane,
+                name=names.get(lane, lane),
+                ideas=len(lane_ideas) + ungrouped,
+                people=len(_people(lane_ideas, ideas, supporters)),
+                groups=groups,
+                summary=[g.summary[0] for g in groups[:REPRESENTATIVES] if g.summary],
+                ungrouped=ungrouped,
+            )
+        )
+    return result
+
+
+def _final(cluster_id: int, clusters: dict[int, dict]) -> int:
+    """The group a merged group is shown in (merges chain, see Store.merge_cluster)."""
+    seen = set()
+    while clusters[cluster_id]["merged_into"] and cluster_id not in seen:
+        seen.add(cluster_id)
+        cluster_id = clusters[cluster_id]["merged_into"]
+    return cluster_id
+
+
+def _people(idea_ids: list[int], ideas: dict[int, dict], supporters: dict[int, set[str]]) -> set:
+    people = {ideas[i]["participant_id"] for i in idea_ids}
+    for i in idea_ids:
+        people |= supporters.get(i, set())
+    return people
+
+
+def _group(
+    cid: int,
+    clusters: dict[int, dict],
+    entries: list[tuple[int, int | None]],
+    ideas: dict[int, dict],
+    supporters: dict[int, set[str]],
+    analysed: dict[int, keywords.Analysed],
+    weight: dict[str, float],
+    lane: str,
+) -> GroupSummary:
+    ids = [i for i, _ in entries]
+    leaders = [i for i, dup in entries if dup is None] or ids
+    vectors = np.stack([from_blob(ideas[i]["embedding"]) for i in leaders])
+    centrality = vectors @ vectors.mean(axis=0)
+    central = [leaders[k] for k in np.argsort(-centrality)]
+    words = keywords.label(list(analysed.values()), weight)
+    sentences = []
+    for i in central:
+        scored = [
+            (keywords.sentence_score(s, analysed[i], weight), s) for s in analysed[i].sentences
+        ]
+        if scored:
+            sentences.append(_shorten(max(scored)[1]))
+        if len(sentences) == SUMMARY_SENTENCES:
+            break
+    return GroupSummary(
+        id=cid,
+        lane=lane,
+        label=clusters[cid]["custom_label"] or ", ".join(words),
+        keywords=words,
+        ideas=len(ids),
+        people=len(_people(ids, ideas, supporters)),
+        near_duplicates=len(ids) - len(leaders),
+        representatives=[
+            _shorten(" ".join(analysed[i].sentences)) for i in central[:REPRESENTATIVES]
+        ],
+        summary=sentences,
+        districts=dict(Counter(ideas[i]["district"] for i in ids if ideas[i]["district"])),
+        age_bands=dict(Counter(ideas[i]["age_band"] for i in ids if ideas[i]["age_band"])),
+    )
