@@ -25,10 +25,10 @@ from mitreden.data import paraphrases_path
 from mitreden.nlp.grouping import (
     DEFAULT_PARAMS,
     GroupingParams,
+    cut_similarity,
     group,
     keep_ids,
     lower_fence,
-    mean_pair_similarity,
     near_duplicates,
 )
 from mitreden.nlp.suggest import FieldSuggester, embed_cached
@@ -40,12 +40,12 @@ log = logging.getLogger(__name__)
 NEW_TOPICS = "new-topics"
 
 
-def duplicate_threshold(suggester: FieldSuggester, store: Store | None) -> float:
-    """The median similarity of the shipped paraphrase pairs, for the configured model."""
+def paraphrase_similarities(suggester: FieldSuggester, store: Store | None) -> np.ndarray:
+    """How alike the configured model finds the shipped pairs that say one idea twice."""
     pairs = load_yaml(paraphrases_path())["pairs"]
     left = embed_cached(suggester.embedder, store, [a for a, _ in pairs])
     right = embed_cached(suggester.embedder, store, [b for _, b in pairs])
-    return float(np.median(np.einsum("ij,ij->i", left, right)))
+    return np.einsum("ij,ij->i", left, right)
 
 
 @dataclass
@@ -77,13 +77,13 @@ class _Lane:
         else:
             self.sums[row] = self.sums[row] - vector
 
-    def best(self, vector: np.ndarray) -> int | None:
+    def best(self, vector: np.ndarray, ceiling: float) -> int | None:
         """The group this vector is most alike on average, if it beats the lane's cut."""
         if not self.ids:
             return None
         means = np.stack(self.sums) @ vector / np.asarray(self.counts)
         row = int(np.argmax(means))
-        cut = mean_pair_similarity(self.total, sum(self.counts))
+        cut = cut_similarity(self.total, sum(self.counts), ceiling)
         return self.ids[row] if means[row] >= cut else None
 
 
@@ -105,7 +105,11 @@ class ClusterBook:
         self.store = store
         self.suggester = suggester
         self.params = params
-        self.duplicate_similarity = duplicate_threshold(suggester, store)
+        paraphrases = paraphrase_similarities(suggester, store)
+        # Ideas at least as alike as the least alike paraphrase pair always share a group;
+        # as alike as the median pair, one counts as support of the other.
+        self.same_idea = float(paraphrases.min())
+        self.duplicate_similarity = float(np.median(paraphrases))
         self._lock = threading.RLock()
         self._load()
 
@@ -181,7 +185,7 @@ class ClusterBook:
                     self.store.drop_membership(idea_id)
                     self._forget(idea_id, vector)
                 target = self._lanes.get(lane)
-                cluster_id = target.best(vector) if target else None
+                cluster_id = target.best(vector, self.same_idea) if target else None
                 duplicate_of = None
                 if cluster_id is None:
                     cluster_id = self.store.new_cluster(lane, now)
@@ -229,7 +233,7 @@ class ClusterBook:
         groups: list[tuple[int | None, str, list[tuple[int, int | None]]]] = []
         for lane, in_lane in lanes.items():
             in_lane = np.array(in_lane)
-            labels = group(vectors[in_lane], self.params)
+            labels = group(vectors[in_lane], self.same_idea, self.params)
             members = [in_lane[labels == label] for label in range(labels.max() + 1)]
             inherited = keep_ids(old.get(lane, {}), [set(ids[m].tolist()) for m in members])
             for gid, rows_of_group in zip(inherited, members, strict=True):

@@ -2,7 +2,10 @@
 
 The method is average-linkage agglomerative clustering on cosine similarity, cut where a
 group's members are no more alike than two ideas of the lane picked at random (the lane's
-mean pair similarity). Why this and not HDBSCAN, BERTopic's choice:
+mean pair similarity). The cut never rises above `ceiling`, the similarity at which two texts
+say the same idea (calibrated per model on shipped paraphrases): a small lane of near-equal
+ideas stays one group instead of being split at its own mean. Why this and not HDBSCAN,
+BERTopic's choice:
 - every idea lands in a group; HDBSCAN leaves a third of short citizen texts as "noise", and
   an idea no moderator sees is an idea the city never heard;
 - the cut is one similarity and average linkage compares means, so a new idea joins a group
@@ -36,14 +39,15 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def mean_pair_similarity(total: np.ndarray, count: int) -> float:
-    """Mean cosine over all pairs of `count` unit vectors whose sum is `total`.
+def cut_similarity(total: np.ndarray, count: int, ceiling: float) -> float:
+    """The lane's mean pair similarity, at most `ceiling`.
 
-    |Σv|² = n + Σ_{i≠j} v_i·v_j, so the mean needs no pairs at all.
+    The mean over all pairs of `count` unit vectors whose sum is `total` needs no pairs:
+    |Σv|² = n + Σ_{i≠j} v_i·v_j.
     """
     if count < 2:
-        return 1.0
-    return float((total @ total - count) / (count * (count - 1)))
+        return ceiling
+    return min(float((total @ total - count) / (count * (count - 1))), ceiling)
 
 
 def _agglomerate(vectors: np.ndarray, cut: float) -> np.ndarray:
@@ -55,12 +59,14 @@ def _agglomerate(vectors: np.ndarray, cut: float) -> np.ndarray:
     return model.fit_predict(vectors)
 
 
-def group(vectors: np.ndarray, params: GroupingParams = DEFAULT_PARAMS) -> np.ndarray:
+def group(
+    vectors: np.ndarray, ceiling: float, params: GroupingParams = DEFAULT_PARAMS
+) -> np.ndarray:
     """A group number 0..k-1 for each row of unit vectors."""
     n = len(vectors)
     if n < 2:
         return np.zeros(n, dtype=int)
-    cut = mean_pair_similarity(vectors.sum(axis=0, dtype=np.float64), n)
+    cut = cut_similarity(vectors.sum(axis=0, dtype=np.float64), n, ceiling)
     if n <= params.direct_limit:
         return _agglomerate(vectors, cut)
     micro = MiniBatchKMeans(
