@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", parents=[common], help="chat with the bot in this terminal")
     chat.add_argument("--user", default="terminal-user", help="the simulated participant")
     commands.add_parser(
-        "run", parents=[common], help="start every configured channel (now: the terminal chat)"
+        "run",
+        parents=[common],
+        help="start every configured channel (now: the terminal chat) and hourly regrouping",
     )
     ideas = commands.add_parser("ideas", parents=[common], help="list or export stored ideas")
     ideas.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -97,13 +99,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _chat(settings: Settings, user: str) -> None:
+def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
     from mitreden.app import build_engine
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
+    from mitreden.jobs import RegroupJob
+    from mitreden.nlp.clusters import ClusterBook
 
     engine = build_engine(settings)
-    run_terminal(engine, load_pseudonymizer(settings), user)
+    job = None
+    if regroup and engine.nlp is not None:
+        # Its own connection: the job reads and writes while the channel is mid-transaction.
+        book = ClusterBook(Store(settings.db), engine.nlp.suggester)
+        job = RegroupJob(book, settings.regroup_minutes * 60)
+        job.start()
+    try:
+        run_terminal(engine, load_pseudonymizer(settings), user)
+    finally:
+        if job is not None:
+            job.stop()
 
 
 def _existing_store(settings: Settings) -> Store:
@@ -183,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = _settings(args)
         if args.command in ("chat", "run"):
-            _chat(settings, getattr(args, "user", "terminal-user"))
+            _chat(settings, getattr(args, "user", "terminal-user"), args.command == "run")
         elif args.command == "ideas":
             _ideas(settings, args.format)
         elif args.command == "cluster":

@@ -119,3 +119,116 @@ def test_broken_input_lines_do_not_crash_the_chat(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Bist du einverstanden" in result.stdout
+
+
+def test_cluster_and_summary_commands(tmp_path: Path) -> None:
+    db = str(tmp_path / "x.db")
+    assert run("chat", "--db", db, stdin=SCRIPT, home=tmp_path).returncode == 0
+
+    cluster = run("cluster", "--db", db, home=tmp_path)
+    assert cluster.returncode == 0, cluster.stderr
+    assert cluster.stdout.startswith("1 ideas in 1 groups")
+
+    markdown = run("summary", "--db", db, home=tmp_path)
+    assert markdown.returncode == 0, markdown.stderr
+    assert markdown.stdout.startswith("# Ideen nach Handlungsfeld")
+    assert "> Mehr Bäume pflanzen gegen die Hitze im Sommer" in markdown.stdout
+    assert "pankow (1)" in markdown.stdout
+    english = run("summary", "--language", "en", "--db", db, home=tmp_path)
+    assert "1 ideas from 1 people" in english.stdout
+
+    rows = run("summary", "--format", "csv", "--db", db, home=tmp_path).stdout.splitlines()
+    assert rows[0].startswith("lane,field,group,label") and len(rows) == 2
+    [field] = json.loads(run("summary", "--format", "json", "--db", db, home=tmp_path).stdout)
+    assert field["lane"] == "regeneration_natuerlicher_ressourcen"
+    only = run("summary", "--field", "new-topics", "--format", "json", "--db", db, home=tmp_path)
+    assert json.loads(only.stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["summary", "--field", "nope"], "no action field 'nope'"),
+        (["summary", "--format", "pdf"], "invalid choice"),
+        (["cluster", "--db", "/nonexistent/x.db"], "no database at /nonexistent/x.db"),
+    ],
+)
+def test_summary_and_cluster_refuse_bad_input(tmp_path: Path, args, message) -> None:
+    result = run(*args, home=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+EVAL_ROWS = {
+    "regeneration_natuerlicher_ressourcen": [
+        "Mehr Bäume gegen die Hitze pflanzen",
+        "Regenwasser in der Stadt sammeln",
+        "Solaranlagen auf alle Dächer",
+        "Parks grüner machen",
+    ],
+    "effektive_verwaltungsprozesse": [
+        "Termine im Bürgeramt online buchen",
+        "Anträge digital stellen",
+        "Weniger Papierformulare beim Amt",
+        "Schneller einen Termin beim Amt",
+    ],
+}
+
+
+def write_eval_csv(path: Path, extra: str = "") -> Path:
+    lines = ["id,text,label,lang"]
+    for label, texts in EVAL_ROWS.items():
+        lines += [f"{label[:3]}{n},{text},{label},de" for n, text in enumerate(texts)]
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def test_eval_prints_suggestion_and_grouping_figures(tmp_path: Path) -> None:
+    data = write_eval_csv(tmp_path / "data.csv", extra="x9,,effektive_verwaltungsprozesse,de\n")
+    taxonomy = str(Path(__file__).parent.parent / "data" / "gdb_action_fields.yaml")
+    result = run("eval", "--data", str(data), "--taxonomy", taxonomy, "--json", home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["items"], figures["skipped"]) == (8, 1)
+    assert figures["zero_shot_top1"] >= 0.75 and figures["zero_shot_top3"] == 1.0
+    assert set(figures["few_shot_top1"]) == {"10", "30"}
+    assert 0 <= figures["nmi"] <= 1 and -1 <= figures["ari"] <= 1
+    assert figures["embed_per_second"] > 0
+
+    table = run("eval", "--data", str(data), "--taxonomy", taxonomy, "--sample", "4", home=tmp_path)
+    assert table.returncode == 0, table.stderr
+    assert "items (skipped)               4 (1)" in table.stdout
+    assert "grouping ARI / NMI" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,text\n1,Bäume\n", "lacks the column(s) label"),
+        (
+            "id,text,label\n1,Bäume,erfunden\n2,Amt,erfunden\n",
+            "not ids in the taxonomy: 'erfunden'",
+        ),
+        ("id,text,label\n", "fewer than two rows"),
+        (b"\xff\xfe\x00garbage\x81", "cannot read"),
+        (None, "cannot read"),
+    ],
+)
+def test_eval_refuses_bad_data_files(tmp_path: Path, content, message) -> None:
+    data = tmp_path / "data.csv"
+    if isinstance(content, bytes):
+        data.write_bytes(content)
+    elif content is not None:
+        data.write_text(content, encoding="utf-8")
+    taxonomy = str(Path(__file__).parent.parent / "data" / "gdb_action_fields.yaml")
+    result = run("eval", "--data", str(data), "--taxonomy", taxonomy, home=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_refuses_a_sample_too_small(tmp_path: Path) -> None:
+    data = write_eval_csv(tmp_path / "data.csv")
+    result = run(
+        "eval", "--data", str(data), "--taxonomy", str(data), "--sample", "1", home=tmp_path
+    )
+    assert result.returncode == 2 and "at least 2" in result.stderr
