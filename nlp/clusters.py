@@ -17,7 +17,7 @@ sum of member vectors) and reloads when another process recomputed.
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,42 +48,52 @@ def paraphrase_similarities(suggester: FieldSuggester, store: Store | None) -> n
     return np.einsum("ij,ij->i", left, right)
 
 
-@dataclass
 class _Lane:
-    dims: int
-    ids: list[int] = field(default_factory=list)
-    sums: list[np.ndarray] = field(default_factory=list)
-    counts: list[int] = field(default_factory=list)
+    """Per group of one lane: the sum of its member vectors and their count, as matrix rows
+    (grown by doubling), so a join is one matrix-vector product however many groups exist."""
 
-    @property
-    def total(self) -> np.ndarray:
-        return np.sum(self.sums, axis=0) if self.sums else np.zeros(self.dims)
+    def __init__(self, dims: int) -> None:
+        self.ids: list[int] = []
+        self._row: dict[int, int] = {}
+        self._sums = np.zeros((8, dims))
+        self._counts = np.zeros(8)
+        self._total = np.zeros(dims)
 
     def add(self, cluster_id: int, vector: np.ndarray) -> None:
-        if cluster_id in self.ids:
-            row = self.ids.index(cluster_id)
-            self.sums[row] = self.sums[row] + vector
-            self.counts[row] += 1
-        else:
+        row = self._row.get(cluster_id)
+        if row is None:
+            row = len(self.ids)
+            if row == len(self._counts):
+                self._sums = np.vstack([self._sums, np.zeros_like(self._sums)])
+                self._counts = np.concatenate([self._counts, np.zeros_like(self._counts)])
+            self._row[cluster_id] = row
             self.ids.append(cluster_id)
-            self.sums.append(vector.astype(np.float64))
-            self.counts.append(1)
+        self._sums[row] += vector
+        self._counts[row] += 1
+        self._total += vector
 
     def remove(self, cluster_id: int, vector: np.ndarray) -> None:
-        row = self.ids.index(cluster_id)
-        self.counts[row] -= 1
-        if self.counts[row] == 0:
-            del self.ids[row], self.sums[row], self.counts[row]
-        else:
-            self.sums[row] = self.sums[row] - vector
+        row = self._row[cluster_id]
+        self._sums[row] -= vector
+        self._counts[row] -= 1
+        self._total -= vector
+        if self._counts[row] == 0:
+            last = len(self.ids) - 1
+            self._sums[row], self._counts[row] = self._sums[last], self._counts[last]
+            self._sums[last], self._counts[last] = 0.0, 0.0
+            self.ids[row] = self.ids[last]
+            self._row[self.ids[row]] = row
+            self.ids.pop()
+            del self._row[cluster_id]
 
     def best(self, vector: np.ndarray, ceiling: float) -> int | None:
         """The group this vector is most alike on average, if it beats the lane's cut."""
-        if not self.ids:
+        n = len(self.ids)
+        if n == 0:
             return None
-        means = np.stack(self.sums) @ vector / np.asarray(self.counts)
+        means = self._sums[:n] @ vector / self._counts[:n]
         row = int(np.argmax(means))
-        cut = cut_similarity(self.total, sum(self.counts), ceiling)
+        cut = cut_similarity(self._total, int(self._counts[:n].sum()), ceiling)
         return self.ids[row] if means[row] >= cut else None
 
 

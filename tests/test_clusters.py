@@ -350,3 +350,19 @@ def test_near_duplicates_point_at_the_most_typical_wording() -> None:
     leaders = near_duplicates(vectors, threshold=0.98)
     assert leaders[2] == 2
     assert {leaders[0], leaders[1]} in ({0}, {1})
+
+
+def test_a_lane_keeps_group_sums_right_when_a_group_empties() -> None:
+    from mitreden.nlp.clusters import _Lane
+
+    east, north, west = np.array([1.0, 0.0]), np.array([0.0, 1.0]), np.array([-1.0, 0.0])
+    lane = _Lane(2)
+    for cluster_id, vector in ((1, east), (2, north), (3, west), (1, east)):
+        lane.add(cluster_id, vector)
+    lane.remove(1, east)
+    lane.remove(1, east)
+    assert sorted(lane.ids) == [2, 3]
+    assert lane.best(west, ceiling=0.5) == 3 and lane.best(north, ceiling=0.5) == 2
+    for n in range(20):  # beyond the first allocation
+        lane.add(10 + n, north)
+    assert len(lane.ids) == 22 and lane.best(west, ceiling=0.5) == 3
