@@ -297,8 +297,6 @@ class ClusterBook:
 
     def _catch_up(self, now: str) -> None:
         """Ideas stored while the recompute ran, or whose group it retired, join one now."""
-        for idea_id, _, suggested, confirmed, vector in self.store.idea_vectors():
-            if idea_id in self._where:
-                continue
+        for idea_id, suggested, confirmed, vector in self.store.ungrouped_ideas():
             fields, own = self._own_scores([confirmed or suggested], vector[None, :])
             self.place(idea_id, vector, fields[0], confirmed is not None, float(own[0]), now)

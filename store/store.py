@@ -204,6 +204,14 @@ class Store:
         )
         return [(i, p, s, c, from_blob(e)) for i, p, s, c, e in cursor]
 
+    def ungrouped_ideas(self) -> list[tuple[int, str | None, str | None, np.ndarray]]:
+        """(id, suggested, confirmed field, vector) of embedded ideas in no group."""
+        cursor = self.db.execute(
+            "SELECT id, suggested_field, confirmed_field, embedding FROM ideas "
+            "WHERE embedding IS NOT NULL AND id NOT IN (SELECT idea_id FROM cluster_members)"
+        )
+        return [(i, s, c, from_blob(e)) for i, s, c, e in cursor]
+
     def supported_by(self, participant_id: str) -> set[int]:
         cursor = self.db.execute(
             "SELECT idea_id FROM supports WHERE participant_id = ?", (participant_id,)
