@@ -1,5 +1,5 @@
-"""Data shipped with mitreden: the GD:B action-field taxonomy and the paraphrase pairs that
-calibrate near-duplicates. No runtime database lives here."""
+"""Data shipped with mitreden: the GD:B action-field taxonomy, the paraphrase pairs that
+calibrate near-duplicates, and filler words kept out of labels. No runtime database here."""
 
 from importlib.resources import files
 from pathlib import Path
@@ -11,3 +11,7 @@ def default_taxonomy_path() -> Path:
 
 def paraphrases_path() -> Path:
     return Path(str(files(__name__) / "paraphrases.yaml"))
+
+
+def filler_words_path() -> Path:
+    return Path(str(files(__name__) / "filler_words.yaml"))

@@ -2,6 +2,7 @@
 
 Texts are split by spaCy's blank pipelines (tokenizer, lookup lemmatizer, stop words,
 sentencizer): they work offline for every language spaCy knows, with no trained model.
+Filler words (`data/filler_words.yaml`: "bitte", "siehe Foto") are skipped like stop words.
 Weights are class-based TF-IDF as in BERTopic: a lemma's share of a group's words, times how
 rare it is across all groups. A word becomes a label only when at least two ideas use it, so a
 name or street that one resident wrote never labels a group.
@@ -13,10 +14,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mitreden.data import filler_words_path
+from mitreden.yamlfile import load_yaml
+
 if TYPE_CHECKING:
     from spacy.language import Language
 
 MIN_IDEAS_PER_WORD = 2
+
+
+@functools.cache
+def filler_words() -> frozenset[str]:
+    return frozenset(load_yaml(filler_words_path())["words"])
 
 
 @functools.cache
@@ -66,6 +75,7 @@ def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
                     or len(key) < 3
                     or token.is_stop
                     or key in nlp.Defaults.stop_words
+                    or key in filler_words()
                 ):
                     continue
                 result.lemmas.append(key)

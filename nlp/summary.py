@@ -77,40 +77,49 @@ def summarize(
         lanes.setdefault(clusters[cid]["lane"], []).append(cid)
     grouped = {idea_id for entries in members.values() for idea_id, _ in entries}
 
+    # Words are weighed across every group of every field, so a word residents use all over
+    # ("bitte", "Straße") labels none; the same labels whether one field is asked for or all.
+    cids = list(members)
+    ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
+    read = iter(
+        keywords.analyse(
+            [redact(ideas[i]["text"], redaction) for ids in ids_per_group for i in ids],
+            [ideas[i]["language"] for ids in ids_per_group for i in ids],
+        )
+    )
+    analysed = {
+        cid: {i: next(read) for i in ids} for cid, ids in zip(cids, ids_per_group, strict=True)
+    }
+    weights = dict(
+        zip(cids, keywords.weights([list(a.values()) for a in analysed.values()]), strict=True)
+    )
+
     order = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
     names = {f.id: f.name_en if language == "en" else f.name_de for f in taxonomy.leaves}
     result = []
     for lane in order:
         if only and lane != only:
             continue
-        cids = lanes.get(lane, [])
+        in_lane = lanes.get(lane, [])
         ungrouped = sum(
             1
             for i, row in ideas.items()
             if i not in grouped and (row["confirmed_field"] or row["suggested_field"]) == lane
         )
-        if not cids and not ungrouped:
+        if not in_lane and not ungrouped:
             continue
-        ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
-        read = keywords.analyse(
-            [redact(ideas[i]["text"], redaction) for ids in ids_per_group for i in ids],
-            [ideas[i]["language"] for ids in ids_per_group for i in ids],
-        )
-        analysed, start = [], 0
-        for ids in ids_per_group:
-            analysed.append(dict(zip(ids, read[start : start + len(ids)], strict=True)))
-            start += len(ids)
-        weights = keywords.weights([list(a.values()) for a in analysed])
         groups = [
-            _group(cid, clusters, members[cid], ideas, supporters, analysed[k], weights[k], lane)
-            for k, cid in enumerate(cids)
+            _group(
+                cid, clusters, members[cid], ideas, supporters, analysed[cid], weights[cid], lane
+            )
+            for cid in in_lane
         ]
         groups.sort(key=lambda g: (-g.people, -g.ideas, g.id))
         for g in groups:
             g.merged_from = sorted(
                 c for c, final in shown_as.items() if final == g.id and c != g.id
             )
-        lane_ideas = [i for ids in ids_per_group for i in ids]
+        lane_ideas = [i for cid in in_lane for i, _ in members[cid]]
         result.append(
             FieldSummary(
                 lane=lane,
