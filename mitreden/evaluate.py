@@ -24,6 +24,9 @@ from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 
 SHOTS = (10, 30)
+# Which k ideas are fed moves few-shot accuracy by up to 0.09 on the shared data sets, more
+# than k=10 vs k=30 does: the figure is the mean over this many random draws.
+DRAWS = 5
 BATCH = 32
 
 
@@ -117,7 +120,15 @@ def evaluate(
         field_ids = np.array(nlp.suggester.field_ids)
         top = field_ids[_top(nlp.suggester, vectors, 3)]
         few_shot = {
-            str(k): _few_shot(embedder, taxonomy, store, vectors, labels, k, seed) for k in SHOTS
+            str(k): float(
+                np.mean(
+                    [
+                        _few_shot(embedder, taxonomy, store, vectors, labels, k, seed + draw)
+                        for draw in range(DRAWS)
+                    ]
+                )
+            )
+            for k in SHOTS
         }
         cluster_seconds, grouping = _group(store, nlp, items, vectors, top[:, 0])
         store.close()
@@ -149,8 +160,8 @@ def _few_shot(
     k: int,
     seed: int,
 ) -> float:
-    """Top-1 accuracy on the rest after k ideas per field were confirmed (fewer if a field
-    has fewer than k+1 texts: one always stays to be scored)."""
+    """Top-1 accuracy on the rest after k random ideas per field were confirmed (fewer if a
+    field has fewer than k+1 texts: one always stays to be scored)."""
     suggester = FieldSuggester(embedder, taxonomy, store)
     rng = random.Random(seed)
     fed = np.zeros(len(labels), dtype=bool)
@@ -204,7 +215,7 @@ def as_table(result: EvalResult) -> str:
         ("action fields", str(result.fields)),
         ("zero-shot top-1 / top-3", f"{result.zero_shot_top1:.3f} / {result.zero_shot_top3:.3f}"),
         ("zero-shot macro-F1", f"{result.zero_shot_macro_f1:.3f}"),
-        ("few-shot top-1", few),
+        (f"few-shot top-1 ({DRAWS} draws)", few),
         ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
         ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
         ("embedded per second", f"{result.embed_per_second:.1f}"),
