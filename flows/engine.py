@@ -110,7 +110,10 @@ class Engine:
                 turn.conv.updated_at = turn.now
                 self.store.save_conversation(turn.conv)
         for job in turn.after_commit:
-            job()
+            try:
+                job()
+            except Exception:  # the step is stored; memory catches up at the next regroup
+                log.exception("updating memory after a committed step failed")
         log.info(
             "%s %s… now at %s (%.1f ms)",
             msg.channel,

@@ -15,6 +15,7 @@ sum of member vectors) and reloads when another process recomputed.
 """
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -184,6 +185,22 @@ class ClusterBook:
         now: str,
     ) -> int:
         """Put one idea into a group of its lane now, without a recompute; its group id."""
+        try:
+            return self._place(idea_id, vector, field_id, confirmed, score, now)
+        except sqlite3.IntegrityError:
+            # Another process erased the group this one still knew: reload and try once more.
+            self._load()
+            return self._place(idea_id, vector, field_id, confirmed, score, now)
+
+    def _place(
+        self,
+        idea_id: int,
+        vector: np.ndarray,
+        field_id: str | None,
+        confirmed: bool,
+        score: float | None,
+        now: str,
+    ) -> int:
         with self._lock:
             self._refresh()
             lane = self.lane_for(field_id, confirmed, score)

@@ -91,9 +91,24 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _idea_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Rebuild `ideas` with AUTOINCREMENT: SQLite hands out the id of an erased last idea
+    again, and then the audit log's "idea:5" would name two ideas."""
+    # Store._migrate runs this with foreign keys off and checks them before it commits.
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name = 'ideas'").fetchone()[0]
+    sql = sql.replace('"ideas"', '"ideas_rebuilt"', 1)
+    sql = sql.replace('"id" INTEGER PRIMARY KEY,', '"id" INTEGER PRIMARY KEY AUTOINCREMENT,', 1)
+    db.execute(sql)
+    db.execute("INSERT INTO ideas_rebuilt SELECT * FROM ideas")
+    db.execute("DROP TABLE ideas")
+    db.execute("ALTER TABLE ideas_rebuilt RENAME TO ideas")
+    db["ideas"].create_index(["participant_id"])
+
+
 def _clusters(db: sqlite_utils.Database) -> None:
     """Groups of similar ideas. Nothing here holds a resident's words or a vector: labels and
     summaries are derived when asked for, so erasing an idea leaves no trace of it in them."""
+    _idea_ids_never_reused(db)
     # One row per full recompute: when, on what, how long; the id tells processes that cached
     # the grouping in memory that it changed.
     db.execute(

@@ -76,10 +76,19 @@ class Store:
                 f"{self.path} has schema version {version}, newer than this mitreden "
                 f"knows ({len(MIGRATIONS)}); upgrade mitreden"
             )
-        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                migration(self.db)
-                self.db.execute(f"PRAGMA user_version={number}")
+        # SQLite's way to rebuild a table: references are switched off while a migration runs
+        # (it cannot be switched inside a transaction) and checked before it commits.
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self.transaction():
+                    migration(self.db)
+                    broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise StoreError(f"migration {number} broke references: {broken[:3]}")
+                    self.db.execute(f"PRAGMA user_version={number}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     @property
     def schema_version(self) -> int:
@@ -289,6 +298,9 @@ class Store:
     def drop_membership(self, idea_id: int) -> None:
         """Take an idea out of its group; a group left empty goes unless a moderator named it."""
         self.db.execute("DELETE FROM cluster_members WHERE idea_id = ?", (idea_id,))
+        self.db.execute(
+            "UPDATE cluster_members SET duplicate_of = NULL WHERE duplicate_of = ?", (idea_id,)
+        )
         self._drop_empty_clusters(keep_named=True)
 
     def _drop_empty_clusters(self, keep_named: bool) -> int:

