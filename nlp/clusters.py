@@ -18,6 +18,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,8 +113,12 @@ class ClusterBook:
         store: Store,
         suggester: FieldSuggester,
         params: GroupingParams = DEFAULT_PARAMS,
+        vectors: Callable[[list[int]], dict[int, np.ndarray]] | None = None,
     ) -> None:
+        """`vectors` looks up idea vectors already in memory (the similar-ideas index), so a
+        join compares with a large group's members without reading them from SQLite."""
         self.store = store
+        self._vectors_in_memory = vectors
         self.suggester = suggester
         self.params = params
         paraphrases = paraphrase_similarities(suggester, store)
@@ -188,9 +193,10 @@ class ClusterBook:
         try:
             return self._place(idea_id, vector, field_id, confirmed, score, now)
         except sqlite3.IntegrityError:
-            # Another process erased the group this one still knew: reload and try once more.
+            # Another process erased a group or idea this one still knew: reload, try again
+            # with what the store holds now.
             self._load()
-            return self._place(idea_id, vector, field_id, confirmed, score, now)
+            return self._place(idea_id, vector, field_id, confirmed, score, now, fresh=True)
 
     def _place(
         self,
@@ -200,6 +206,7 @@ class ClusterBook:
         confirmed: bool,
         score: float | None,
         now: str,
+        fresh: bool = False,
     ) -> int:
         with self._lock:
             self._refresh()
@@ -217,14 +224,18 @@ class ClusterBook:
                 if cluster_id is None:
                     cluster_id = self.store.new_cluster(lane, now)
                 else:
-                    duplicate_of = self._duplicate(cluster_id, vector)
+                    duplicate_of = self._duplicate(cluster_id, vector, fresh)
                 self.store.set_membership(idea_id, cluster_id, duplicate_of)
             self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
             return cluster_id
 
-    def _duplicate(self, cluster_id: int, vector: np.ndarray) -> int | None:
+    def _duplicate(self, cluster_id: int, vector: np.ndarray, fresh: bool) -> int | None:
         leaders = [i for i in self._members[cluster_id] if self._duplicate_of.get(i) is None]
-        vectors = self.store.vectors(leaders)
+        in_memory = self._vectors_in_memory and not fresh
+        vectors = self._vectors_in_memory(leaders) if in_memory else {}
+        missing = [i for i in leaders if i not in vectors]
+        if missing:
+            vectors.update(self.store.vectors(missing))
         leaders = [i for i in leaders if i in vectors]
         if not leaders:
             return None

@@ -20,14 +20,16 @@ not fit in memory, those of a few thousand micro-clusters do.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
+from sklearn.cluster import MiniBatchKMeans
 
 
 @dataclass(frozen=True)
 class GroupingParams:
-    direct_limit: int = 3000
-    micro_size: int = 10
+    direct_limit: int = 4000
+    micro_size: int = 4
     """Ideas per micro-cluster, on average, in lanes larger than `direct_limit`."""
+    max_micro: int = 4000
+    """At most this many micro-clusters: their similarity matrix takes 128 MB."""
     seed: int = 0
 
 
@@ -50,13 +52,57 @@ def cut_similarity(total: np.ndarray, count: int, ceiling: float) -> float:
     return min(float((total @ total - count) / (count * (count - 1))), ceiling)
 
 
-def _agglomerate(vectors: np.ndarray, cut: float) -> np.ndarray:
-    if len(vectors) == 1:
-        return np.zeros(1, dtype=int)
-    model = AgglomerativeClustering(
-        n_clusters=None, distance_threshold=1.0 - cut, metric="cosine", linkage="average"
-    )
-    return model.fit_predict(vectors)
+def average_linkage(similarity: np.ndarray, sizes: np.ndarray, cut: float) -> np.ndarray:
+    """Group numbers from size-weighted average linkage (UPGMA), merging while the mean
+    similarity between the members of two groups is at least `cut`.
+
+    Rows may stand for several ideas (`sizes`): with `similarity` holding the mean similarity
+    between their members, the result is exactly average linkage over the ideas, given that
+    each row's ideas stay together. The nearest-neighbour chain makes it O(n^2): a row whose
+    best partner is below the cut can never merge again and leaves the chain.
+    """
+    n = len(sizes)
+    sim = np.array(similarity, dtype=np.float64)
+    np.fill_diagonal(sim, -np.inf)
+    weight = np.asarray(sizes, dtype=np.float64).copy()
+    parent = np.arange(n)
+    active = np.ones(n, dtype=bool)
+    chain: list[int] = []
+    while True:
+        if not chain:
+            left = np.flatnonzero(active)
+            if len(left) == 0:
+                break
+            chain.append(int(left[0]))
+        top = chain[-1]
+        partner = int(np.argmax(sim[top]))
+        if len(chain) > 1 and sim[top, chain[-2]] >= sim[top, partner]:
+            partner = chain[-2]
+        if sim[top, partner] < cut:
+            active[top] = False
+            sim[top, :] = sim[:, top] = -np.inf
+            chain.pop()
+            continue
+        if len(chain) == 1 or partner != chain[-2]:
+            chain.append(partner)
+            continue
+        chain.pop()
+        chain.pop()
+        merged = (weight[top] * sim[top] + weight[partner] * sim[partner]) / (
+            weight[top] + weight[partner]
+        )
+        merged[[top, partner]] = -np.inf
+        sim[partner, :] = sim[:, partner] = merged
+        sim[top, :] = sim[:, top] = -np.inf
+        weight[partner] += weight[top]
+        active[top] = False
+        parent[top] = partner
+    for row in range(n):
+        root = row
+        while parent[root] != root:
+            root = parent[root]
+        parent[row] = root
+    return np.unique(parent, return_inverse=True)[1]
 
 
 def group(
@@ -68,35 +114,45 @@ def group(
         return np.zeros(n, dtype=int)
     cut = cut_similarity(vectors.sum(axis=0, dtype=np.float64), n, ceiling)
     if n <= params.direct_limit:
-        return _agglomerate(vectors, cut)
+        return average_linkage(vectors @ vectors.T, np.ones(n), cut)
     micro = MiniBatchKMeans(
-        n_clusters=max(params.direct_limit // 2, n // params.micro_size),
+        n_clusters=min(max(params.direct_limit // 2, n // params.micro_size), params.max_micro),
         random_state=params.seed,
         init="random",  # k-means++ seeding of thousands of centres took a minute at 7k ideas
         n_init=1,
         batch_size=4096,
     ).fit(vectors)
-    labels = _agglomerate(normalise(micro.cluster_centers_), cut)[micro.labels_]
-    return np.unique(labels, return_inverse=True)[1]
+    _, micro_labels = np.unique(micro.labels_, return_inverse=True)
+    sizes = np.bincount(micro_labels)
+    means = np.zeros((len(sizes), vectors.shape[1]))
+    np.add.at(means, micro_labels, vectors)
+    means /= sizes[:, None]
+    # means_a . means_b is the mean similarity between the ideas of a and of b, the scale of
+    # the cut (normalised centres look far more alike than ideas do, and merged nearly all).
+    return average_linkage(means @ means.T, sizes, cut)[micro_labels]
 
 
 def near_duplicates(vectors: np.ndarray, threshold: float) -> np.ndarray:
-    """For each row, the row it repeats (itself if it is the first to say it).
+    """For each row, the row it repeats (itself if no more typical row says the same).
 
-    Rows are visited most-central first, so the representative of a set of near-identical
-    ideas is the one that says it most typically.
+    Rows are ranked most-central first; a row points at the first-ranked row at least
+    `threshold` alike, followed to the end of the chain, so the representative of a set of
+    near-identical ideas is the one that says it most typically. Similarities are computed a
+    block of rows at a time, so a group of 20,000 ideas needs no 20,000-square matrix.
     """
+    n = len(vectors)
     order = np.argsort(-(vectors @ vectors.sum(axis=0)))
-    leader = np.arange(len(vectors))
-    leaders: list[int] = []
-    for row in order:
-        if leaders:
-            sims = vectors[leaders] @ vectors[row]
-            best = int(np.argmax(sims))
-            if sims[best] >= threshold:
-                leader[row] = leaders[best]
-                continue
-        leaders.append(int(row))
+    ranked = vectors[order]
+    first = np.empty(n, dtype=int)
+    block = max(1, 20_000_000 // max(n, 1))
+    for start in range(0, n, block):
+        alike = ranked[start : start + block] @ ranked.T >= threshold
+        alike[np.arange(len(alike)), np.arange(start, start + len(alike))] = True
+        first[start : start + block] = alike.argmax(axis=1)
+    for rank in range(n):  # first[rank] <= rank, so earlier chains are already resolved
+        first[rank] = first[first[rank]]
+    leader = np.empty(n, dtype=int)
+    leader[order] = order[first]
     return leader
 
 

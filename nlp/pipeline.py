@@ -36,7 +36,7 @@ class IdeaNlp:
             self.index.add(idea_id, owner, confirmed or suggested, vector)
             if confirmed:
                 self.suggester.learn(confirmed, vector)
-        self.clusters = ClusterBook(store, self.suggester)
+        self.clusters = ClusterBook(store, self.suggester, vectors=self.index.vectors)
 
     @property
     def model(self) -> str:

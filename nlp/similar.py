@@ -30,6 +30,11 @@ class IdeaIndex:
         if idea_id in self._row:
             self._fields[self._row[idea_id]] = field
 
+    def vectors(self, idea_ids: list[int]) -> dict[int, np.ndarray]:
+        """The vectors of those ideas this index holds."""
+        matrix = self._matrix()
+        return {i: matrix[self._row[i]] for i in idea_ids if i in self._row}
+
     def remove(self, idea_ids: set[int]) -> None:
         self._matrix()
         keep = [i for i, idea_id in enumerate(self._ids) if idea_id not in idea_ids]

