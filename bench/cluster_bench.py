@@ -431,6 +431,23 @@ def mitreden_scale(
             store.close()
 
 
+def add_idea(
+    store: Store, n: int, vector: np.ndarray, field_id: str, score: float, now: str, model: str
+) -> int:
+    """Store one synthetic idea as the conversation's save step would."""
+    return store.add_idea(
+        participant_id="bench",
+        text=f"idee {n}",
+        language="de",
+        suggested_field=field_id,
+        suggested_score=score,
+        created_at=now,
+        updated_at=now,
+        embedding=vector,
+        embedding_model=model,
+    )
+
+
 def _mitreden_scale(
     store: Store, embedder: Embedder, taxonomy: Taxonomy, vectors: np.ndarray, new: np.ndarray
 ) -> dict[str, Any]:
@@ -441,17 +458,7 @@ def _mitreden_scale(
     with store.transaction():
         store.ensure_participant("bench", "bench", now)
         for n, (vector, field_id, score) in enumerate(zip(vectors, fields, scores, strict=True)):
-            store.add_idea(
-                participant_id="bench",
-                text=f"idee {n}",
-                language="de",
-                suggested_field=field_id,
-                suggested_score=score,
-                created_at=now,
-                updated_at=now,
-                embedding=vector,
-                embedding_model=embedder.name,
-            )
+            add_idea(store, n, vector, field_id, score, now, embedder.name)
     insert_s = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -473,17 +480,7 @@ def _mitreden_scale(
     for n, (vector, field_id, score) in enumerate(
         zip(new, new_fields, new_scores, strict=True), start=len(vectors)
     ):
-        idea_id = store.add_idea(
-            participant_id="bench",
-            text=f"idee {n}",
-            language="de",
-            suggested_field=field_id,
-            suggested_score=score,
-            created_at=now,
-            updated_at=now,
-            embedding=vector,
-            embedding_model=embedder.name,
-        )
+        idea_id = add_idea(store, n, vector, field_id, score, now, embedder.name)
         begun = time.perf_counter()
         cluster_id = nlp.clusters.place(
             idea_id, vector, field_id, confirmed=False, score=score, now=now

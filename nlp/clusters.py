@@ -190,44 +190,36 @@ class ClusterBook:
         now: str,
     ) -> int:
         """Put one idea into a group of its lane now, without a recompute; its group id."""
-        try:
-            return self._place(idea_id, vector, field_id, confirmed, score, now)
-        except sqlite3.IntegrityError:
-            # Another process erased a group or idea this one still knew: reload, try again
-            # with what the store holds now.
-            self._load()
-            return self._place(idea_id, vector, field_id, confirmed, score, now, fresh=True)
-
-    def _place(
-        self,
-        idea_id: int,
-        vector: np.ndarray,
-        field_id: str | None,
-        confirmed: bool,
-        score: float | None,
-        now: str,
-        fresh: bool = False,
-    ) -> int:
         with self._lock:
             self._refresh()
             lane = self.lane_for(field_id, confirmed, score)
-            where = self._where.get(idea_id)
-            if where and where[0] == lane:
-                return where[1]
-            with self.store.transaction():
-                if where:
-                    self.store.drop_membership(idea_id)
-                    self._forget(idea_id, vector)
-                target = self._lanes.get(lane)
-                cluster_id = target.best(vector, self.same_idea) if target else None
-                duplicate_of = None
-                if cluster_id is None:
-                    cluster_id = self.store.new_cluster(lane, now)
-                else:
-                    duplicate_of = self._duplicate(cluster_id, vector, fresh)
-                self.store.set_membership(idea_id, cluster_id, duplicate_of)
-            self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
-            return cluster_id
+            try:
+                return self._join(idea_id, vector, lane, now, fresh=False)
+            except sqlite3.IntegrityError:
+                # Another process erased a group or idea this one still knew: reload, try
+                # again with what the store holds now.
+                self._load()
+                return self._join(idea_id, vector, lane, now, fresh=True)
+
+    def _join(self, idea_id: int, vector: np.ndarray, lane: str, now: str, fresh: bool) -> int:
+        where = self._where.get(idea_id)
+        if where and where[0] == lane:
+            return where[1]
+        with self.store.transaction():
+            if where:
+                self.store.drop_membership(idea_id)
+            target = self._lanes.get(lane)
+            cluster_id = target.best(vector, self.same_idea) if target else None
+            duplicate_of = None
+            if cluster_id is None:
+                cluster_id = self.store.new_cluster(lane, now)
+            else:
+                duplicate_of = self._duplicate(cluster_id, vector, fresh)
+            self.store.set_membership(idea_id, cluster_id, duplicate_of)
+        if where:
+            self._forget(idea_id, vector)
+        self._remember(idea_id, lane, cluster_id, duplicate_of, vector)
+        return cluster_id
 
     def _duplicate(self, cluster_id: int, vector: np.ndarray, fresh: bool) -> int | None:
         leaders = [i for i in self._members[cluster_id] if self._duplicate_of.get(i) is None]
