@@ -317,35 +317,34 @@ class Store:
         groups: list[tuple[int | None, str, list[tuple[int, int | None]]]],
         fences: dict[str, float | None],
         run: dict[str, Any],
-    ) -> list[int]:
-        """Replace the grouping with a full recompute's, in one transaction; the group ids.
+    ) -> None:
+        """Replace the grouping with a full recompute's, in one transaction.
 
-        `groups` holds (inherited id or None, lane, [(idea, duplicate_of)]). Ideas erased while
-        the recompute ran are skipped; ideas that arrived meanwhile keep their membership if
-        their group survived and are grouped again by the caller otherwise.
+        `groups` holds (inherited id or None, lane, [(idea, duplicate_of)]). Ideas and groups
+        erased while the recompute ran are skipped; ideas that arrived meanwhile keep their
+        membership if their group survived and are grouped again by the caller otherwise.
         """
         now = run["at"]
         with self.transaction():
             alive = {row[0] for row in self.db.execute("SELECT id FROM ideas")}
+            existing = {row[0] for row in self.db.execute("SELECT id FROM clusters")}
             grouped = [idea for _, _, members in groups for idea, _ in members]
             for start in range(0, len(grouped), 500):
                 chunk = grouped[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)
                 self.db.execute(f"DELETE FROM cluster_members WHERE idea_id IN ({marks})", chunk)
-            ids, rows = [], []
+            rows = []
             for inherited, lane, members in groups:
                 members = [(i, d if d in alive else None) for i, d in members if i in alive]
                 if not members:
-                    ids.append(None)
                     continue
-                if inherited is None:
+                if inherited not in existing:  # new, or emptied by an erasure meanwhile
                     cluster_id = self.new_cluster(lane, now)
                 else:
                     cluster_id = inherited
                     self.db.execute(
                         "UPDATE clusters SET updated_at = ? WHERE id = ?", (now, cluster_id)
                     )
-                ids.append(cluster_id)
                 rows.extend((idea, cluster_id, dup) for idea, dup in members)
             self.db.conn.executemany(
                 "INSERT OR REPLACE INTO cluster_members VALUES (?, ?, ?)", rows
@@ -360,7 +359,6 @@ class Store:
             )
             detail = {k: v for k, v in run.items() if k != "at"}
             self.audit(now, "system", "clusters.recomputed", **detail)
-        return ids
 
     def rename_cluster(self, cluster_id: int, label: str | None, actor: str, now: str) -> None:
         """A moderator's own label for a group; None goes back to the keywords."""

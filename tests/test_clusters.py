@@ -389,3 +389,16 @@ def test_a_lane_keeps_group_sums_right_when_a_group_empties() -> None:
     for n in range(20):  # beyond the first allocation
         lane.add(10 + n, north)
     assert len(lane.ids) == 22 and lane.best(west, ceiling=0.5) == 3
+
+
+def test_a_recompute_that_raced_an_erasure_saves_what_is_left(nlp, store) -> None:
+    gone = file_idea(nlp, store, TOPICS["trees"][0], who="p-gone")
+    stays = file_idea(nlp, store, TOPICS["office"][0], who="p-stays")
+    stale_group = nlp.clusters.cluster_of(gone)
+    with store.transaction():
+        store.erase_participant("p-gone")
+    run = {"at": NOW, "model": "m", "ideas": 2, "clusters": 1, "kept_ids": 1, "seconds": 0.1}
+    store.save_grouping([(stale_group, "lane", [(gone, None), (stays, gone)])], {}, run)
+    [(idea, cluster, lane, duplicate_of)] = store.memberships()
+    assert (idea, lane, duplicate_of) == (stays, "lane", None)
+    assert cluster != stale_group
