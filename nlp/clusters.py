@@ -6,9 +6,10 @@ field (below the field's fence, see `grouping.lower_fence`): then it goes to NEW
 grouped with other such ideas, so what fits no field does not vanish into the nearest one.
 
 Within a lane, `grouping.group` makes the groups. Between recomputes a new idea joins the group
-whose members it is most alike on average, if that beats the lane's mean pair similarity (the
-rule the full run cuts at), or starts a group of its own. Near-identical ideas in a group point
-at the one that says it most typically (`duplicate_of`) and count as its support.
+whose members it is most alike on average, if that beats the lane's mean pair similarity (at
+most the paraphrase floor: the rule the full run cuts at), or starts a group of its own.
+Near-identical ideas in a group point at the one that says it most typically (`duplicate_of`)
+and count as its support.
 
 The grouping lives in the store; this object keeps what a join needs in memory (per group the
 sum of member vectors) and reloads when another process recomputed.
@@ -48,6 +49,17 @@ def paraphrase_similarities(suggester: FieldSuggester, store: Store | None) -> n
     left = embed_cached(suggester.embedder, store, [a for a, _ in pairs])
     right = embed_cached(suggester.embedder, store, [b for _, b in pairs])
     return np.einsum("ij,ij->i", left, right)
+
+
+def _lane(
+    field_id: str | None, confirmed: bool, score: float | None, fences: dict[str, float | None]
+) -> str:
+    if field_id is None:
+        return NEW_TOPICS
+    fence = fences.get(field_id)
+    if not confirmed and fence is not None and score is not None and score < fence:
+        return NEW_TOPICS
+    return field_id
 
 
 class _Lane:
@@ -173,12 +185,7 @@ class ClusterBook:
             return where[1] if where else None
 
     def lane_for(self, field_id: str | None, confirmed: bool, score: float | None) -> str:
-        if field_id is None:
-            return NEW_TOPICS
-        fence = self._fences.get(field_id)
-        if not confirmed and fence is not None and score is not None and score < fence:
-            return NEW_TOPICS
-        return field_id
+        return _lane(field_id, confirmed, score, self._fences)
 
     def place(
         self,
@@ -254,11 +261,9 @@ class ClusterBook:
             f: lower_fence(own[[i for i, g in enumerate(fields) if g == f]])
             for f in sorted(set(fields))
         }
-        with self._lock:
-            self._fences = fences
-            lanes: dict[str, list[int]] = {}
-            for i in range(len(rows)):
-                lanes.setdefault(self.lane_for(fields[i], confirmed[i], own[i]), []).append(i)
+        lanes: dict[str, list[int]] = {}
+        for i in range(len(rows)):
+            lanes.setdefault(_lane(fields[i], confirmed[i], own[i], fences), []).append(i)
         old = self._old_groups()
         groups: list[tuple[int | None, str, list[tuple[int, int | None]]]] = []
         for lane, in_lane in lanes.items():
