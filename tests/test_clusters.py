@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Resident
 
 from mitreden import reports
 from mitreden.jobs import RegroupJob
@@ -17,7 +18,6 @@ from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.redact import KINDS
 from mitreden.nlp.summary import summarize
 from mitreden.store import Store, StoreError
-from tests.conftest import Resident
 
 NOW = "2026-11-22T10:00:00+00:00"
 TOPICS = {
