@@ -150,9 +150,18 @@ class ClusterBook:
             self._members: dict[int, list[int]] = {}
             self._duplicate_of: dict[int, int | None] = {}
             memberships = self.store.memberships()
-            vectors = self.store.vectors([m[0] for m in memberships])
+            vectors = self._vectors_of([m[0] for m in memberships], fresh=False)
             for idea_id, cluster_id, lane, duplicate_of in memberships:
                 self._remember(idea_id, lane, cluster_id, duplicate_of, vectors[idea_id])
+
+    def _vectors_of(self, idea_ids: list[int], fresh: bool) -> dict[int, np.ndarray]:
+        """Vectors from memory where the caller keeps them, else (or if `fresh`) from SQLite."""
+        in_memory = self._vectors_in_memory and not fresh
+        vectors = self._vectors_in_memory(idea_ids) if in_memory else {}
+        missing = [i for i in idea_ids if i not in vectors]
+        if missing:
+            vectors.update(self.store.vectors(missing))
+        return vectors
 
     def _remember(
         self, idea_id: int, lane: str, cluster_id: int, duplicate_of: int | None, vector
@@ -230,11 +239,7 @@ class ClusterBook:
 
     def _duplicate(self, cluster_id: int, vector: np.ndarray, fresh: bool) -> int | None:
         leaders = [i for i in self._members[cluster_id] if self._duplicate_of.get(i) is None]
-        in_memory = self._vectors_in_memory and not fresh
-        vectors = self._vectors_in_memory(leaders) if in_memory else {}
-        missing = [i for i in leaders if i not in vectors]
-        if missing:
-            vectors.update(self.store.vectors(missing))
+        vectors = self._vectors_of(leaders, fresh)
         leaders = [i for i in leaders if i in vectors]
         if not leaders:
             return None
