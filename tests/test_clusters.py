@@ -402,3 +402,28 @@ def test_a_recompute_that_raced_an_erasure_saves_what_is_left(nlp, store) -> Non
     [(idea, cluster, lane, duplicate_of)] = store.memberships()
     assert (idea, lane, duplicate_of) == (stays, "lane", None)
     assert cluster != stale_group
+
+
+def test_average_linkage_matches_scikit_learn_and_weighs_rows_by_size() -> None:
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import adjusted_rand_score
+
+    from mitreden.nlp.grouping import average_linkage
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(120, 6)) + np.repeat(rng.normal(size=(4, 6)) * 3, 30, axis=0)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    for cut in (0.3, 0.6, 0.9):
+        ours = average_linkage(vectors @ vectors.T, np.ones(120), cut)
+        theirs = AgglomerativeClustering(
+            n_clusters=None, distance_threshold=1 - cut, metric="cosine", linkage="average"
+        ).fit_predict(vectors)
+        assert adjusted_rand_score(ours, theirs) == 1.0
+    # A row standing for three identical ideas groups as the three ideas would.
+    expanded = np.vstack([vectors[:1]] * 3 + [vectors[1:40]])
+    similarity = vectors[:40] @ vectors[:40].T
+    plain = average_linkage(expanded @ expanded.T, np.ones(42), 0.9)
+    weighted = average_linkage(similarity, np.array([3] + [1] * 39), 0.9)
+    assert adjusted_rand_score(weighted, plain[2:]) == 1.0
+    unweighted = average_linkage(similarity, np.ones(40), 0.9)
+    assert adjusted_rand_score(unweighted, plain[2:]) < 1.0, "the case must tell them apart"
