@@ -103,6 +103,9 @@ class Engine:
     def handle(self, msg: Inbound) -> list[Outbound]:
         started, now = time.perf_counter(), self.clock()
         with self.store.transaction():
+            if msg.key and not self.store.first_delivery(msg.channel, msg.key, now.isoformat()):
+                log.info("%s message %s delivered again; answered before", msg.channel, msg.key)
+                return []
             conv = self.store.conversation(msg.participant)
             turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
             self._dispatch(turn, is_new=conv is None)
@@ -128,6 +131,10 @@ class Engine:
         return Conversation(participant, "", language, {}, stamp, stamp)
 
     def _dispatch(self, turn: Turn, is_new: bool) -> None:
+        if turn.msg.media is not None:
+            turn.say("media_not_text")
+            self.reprompt(turn)
+            return
         command = self._command(turn)
         if is_new and command in (None, "start"):
             self.enter(turn, self.flow.start)

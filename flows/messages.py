@@ -10,6 +10,8 @@ class Inbound:
     `participant` is the adapter's keyed hash of the platform user id, never the raw id.
     `choice` is the value of a pressed button; `text` is what was typed. `address` is where
     replies go on the platform; the engine keeps it only if the person asks to be notified.
+    `key` is the platform's id for this message: one delivered twice is answered once.
+    `media` names what was sent instead of text (photo, voice, ...); it is never stored.
     """
 
     channel: str
@@ -17,6 +19,8 @@ class Inbound:
     text: str | None = None
     choice: str | None = None
     address: str | None = None
+    key: str | None = None
+    media: str | None = None
 
 
 @dataclass(frozen=True)

@@ -133,4 +133,15 @@ def _clusters(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _clusters]
+def _deliveries(db: sqlite_utils.Database) -> None:
+    """Platform ids of messages already answered, so one delivered twice is answered once.
+
+    Written in the same transaction as the step it caused; no participant, no text."""
+    db.execute(
+        "CREATE TABLE deliveries (channel TEXT NOT NULL, key TEXT NOT NULL, at TEXT NOT NULL, "
+        "PRIMARY KEY (channel, key))"
+    )
+    db.execute("CREATE INDEX deliveries_at ON deliveries(at)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _clusters, _deliveries]

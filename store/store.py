@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,20 @@ class Store:
                 conv.updated_at,
             ),
         )
+
+    # deliveries
+
+    def first_delivery(self, channel: str, key: str, now: str, keep_days: int = 7) -> bool:
+        """Record a platform message id; False if it was recorded before (a redelivery).
+
+        Ids older than `keep_days` are dropped: no platform redelivers that late.
+        """
+        cutoff = (datetime.fromisoformat(now) - timedelta(days=keep_days)).isoformat()
+        self.db.execute("DELETE FROM deliveries WHERE at < ?", (cutoff,))
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?)", (channel, key, now)
+        )
+        return cursor.rowcount == 1
 
     # participants and consent
 

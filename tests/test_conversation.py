@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from conftest import Resident
 
-from mitreden.flows import Engine
+from mitreden.flows import Engine, Inbound
 
 IDEAS = {
     "de": (
@@ -419,3 +419,25 @@ def test_notify_keeps_the_address_only_when_asked(engine: Engine) -> None:
     with sqlite3.connect(engine.store.path) as conn:
         contacts = conn.execute("SELECT participant_id, address FROM contacts").fetchall()
     assert contacts == [("p-yes", "chat-p-yes")]
+
+
+def test_a_message_delivered_twice_is_answered_once(engine: Engine) -> None:
+    first = engine.handle(Inbound("test", "p-dup", text="Hallo", key="update-1"))
+    again = engine.handle(Inbound("test", "p-dup", text="Hallo", key="update-1"))
+    assert first and again == []
+    assert engine.handle(Inbound("test", "p-dup", text="1", key="update-2"))
+    assert engine.store.conversation("p-dup").step == "consent"
+    # Another channel's ids are its own.
+    assert engine.handle(Inbound("other", "p-dup2", text="Hallo", key="update-1"))
+
+
+def test_photos_and_voice_notes_get_a_friendly_answer_and_are_not_kept(
+    resident: Resident, db_path
+) -> None:
+    resident.consent()
+    replies = resident.engine.handle(Inbound("test", resident.key, media="photo"))
+    assert "als Text" in replies[0].text
+    assert replies[-1].text == resident.engine.catalogue.text("de", "idea_question")
+    assert resident.step == "idea" and resident.engine.store.ideas() == []
+    fresh = resident.engine.handle(Inbound("test", "p-new", media="voice"))
+    assert "als Text" in fresh[0].text and len(fresh) > 1
