@@ -44,6 +44,10 @@ class Catalogue:
         template = self.messages.get(language, self.messages[LANGUAGES[0]])[key]
         return template.format(**params) if params else template
 
+    def entries(self, language: str, key: str) -> dict[str, str]:
+        """A mapping entry (such as the command menu), in catalogue order."""
+        return dict(self.messages[language][key])
+
     def words(self, language: str, key: str) -> frozenset[str]:
         """A list entry (words the bot understands), lower-cased."""
         return frozenset(w.casefold() for w in self.messages[language][key])

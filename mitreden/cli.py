@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "run",
         parents=[common],
-        help="start every configured channel (now: the terminal chat) and hourly regrouping",
+        help="start the configured channel (Telegram if a token is set, else this terminal) "
+        "and hourly regrouping",
     )
     ideas = commands.add_parser("ideas", parents=[common], help="list or export stored ideas")
     ideas.add_argument("--format", choices=["csv", "json"], default="csv")
@@ -100,6 +101,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
+    """The terminal channel, or Telegram when a token is set (`run` only); `run` regroups."""
     from mitreden.app import build_engine
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
@@ -114,7 +116,18 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
         job = RegroupJob(book, settings.regroup_minutes * 60)
         job.start()
     try:
-        run_terminal(engine, load_pseudonymizer(settings), user)
+        if regroup and settings.telegram_token:
+            from mitreden.bot.telegram import TelegramChannel
+
+            channel = TelegramChannel(
+                engine,
+                load_pseudonymizer(settings),
+                settings.telegram_token,
+                settings.telegram_api_base_url or None,
+            )
+            channel.run_polling()
+        else:
+            run_terminal(engine, load_pseudonymizer(settings), user)
     finally:
         if job is not None:
             job.stop()

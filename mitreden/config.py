@@ -36,6 +36,10 @@ class Settings:
     regroup_minutes: float = 60.0
     """How often `mitreden run` regroups all ideas, if any changed (new ones join at once)."""
     log_level: str = "WARNING"
+    telegram_token: str = ""
+    """A bot token from @BotFather; `mitreden run` starts the Telegram channel when it is set."""
+    telegram_api_base_url: str = ""
+    """Another Bot API server (a local one, or tests'); empty means Telegram's own."""
 
     @property
     def secret_file(self) -> Path:
