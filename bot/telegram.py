@@ -146,6 +146,19 @@ class TelegramChannel:
         kind = media_kind(update.effective_message)
         await self._handle(update, self._inbound(update, media=kind))
 
+    async def start(self, poll_timeout: int = 10) -> None:
+        """Receive updates inside a running event loop, beside other work (and in tests)."""
+        await self.app.initialize()
+        await self._set_commands(self.app)
+        await self.app.start()
+        await self.app.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+
+    async def stop(self) -> None:
+        """Stop receiving, finish the updates in hand and confirm them to Telegram."""
+        await self.app.updater.stop()
+        await self.app.stop()
+        await self.app.shutdown()
+
     def run_polling(self) -> None:
         """Receive updates until interrupted (Ctrl-C, SIGTERM); offsets are confirmed on exit."""
         try:

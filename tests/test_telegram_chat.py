@@ -1,0 +1,217 @@
+"""Private conversations over Telegram: the real python-telegram-bot Application, our adapter
+and engine, and the Bot API test server playing Telegram and the residents."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from telegram_server import TelegramTestServer
+
+from mitreden.bot.telegram import TelegramChannel
+from mitreden.flows import Engine
+from mitreden.identity import Pseudonymizer
+
+SECRET = b"telegram-test-secret-0123456789ab"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TelegramTestServer]:
+    async with TelegramTestServer() as running:
+        yield running
+
+
+async def started(engine: Engine, server: TelegramTestServer) -> TelegramChannel:
+    channel = TelegramChannel(engine, Pseudonymizer(SECRET), server.token, server.url)
+    await channel.start(poll_timeout=1)
+    return channel
+
+
+@pytest.fixture
+async def channel(make_engine, server) -> AsyncIterator[TelegramChannel]:
+    running = await started(make_engine(), server)
+    yield running
+    await running.stop()
+
+
+class Person:
+    """A resident in a private chat with the bot; `expect` waits for what the bot says next."""
+
+    def __init__(self, server: TelegramTestServer, name: str, language: str = "de") -> None:
+        self.server = server
+        self.user = server.user(name, language)
+        self.chat = server.private_chat(self.user)
+        self.seen = 0
+
+    def says(self, text: str) -> None:
+        self.server.send_text(self.chat, self.user, text)
+
+    def presses(self, value: str) -> None:
+        self.server.press(self.chat, self.user, self.keyboard_message(), value)
+
+    def keyboard_message(self) -> dict[str, Any]:
+        return next(m for m in reversed(self.server.sent(self.chat)) if m.get("reply_markup"))
+
+    def values(self) -> list[str]:
+        rows = self.keyboard_message()["reply_markup"]["inline_keyboard"]
+        return [row[0]["callback_data"] for row in rows]
+
+    async def expect(self, text: str) -> dict[str, Any]:
+        """The first new bot message containing `text`; later messages stay unread."""
+
+        def found() -> dict[str, Any] | None:
+            new = self.server.sent(self.chat)[self.seen :]
+            return next((m for m in new if text in m.get("text", "")), None)
+
+        await self.server.wait_until(found, timeout=20, what=f"a reply with {text!r}")
+        message = found()
+        self.seen = self.server.sent(self.chat).index(message) + 1
+        return message
+
+
+async def give_an_idea(person: Person, catalogue, language: str, idea: str) -> None:
+    t = lambda key: catalogue.text(language, key)  # noqa: E731
+    person.says("/start")
+    await person.expect(t("choose_language").splitlines()[0])
+    person.presses(language)
+    await person.expect(t("consent_question").splitlines()[0])
+    person.presses("yes")
+    await person.expect(t("idea_question").splitlines()[0])
+    person.says(idea)
+    await person.expect(idea)
+    person.presses(person.values()[0])
+    for _ in range(3):
+        await person.expect("")
+        person.presses("skip")
+    await person.expect("")
+    person.presses("no")
+
+
+@pytest.mark.parametrize(
+    ("language", "idea"),
+    [
+        ("de", "Mehr Bäume pflanzen gegen die Hitze im Sommer"),
+        ("en", "Plant more trees against the summer heat"),
+    ],
+)
+async def test_a_whole_private_conversation_with_buttons(
+    channel, server, catalogue, language: str, idea: str
+) -> None:
+    person = Person(server, "Anna", language)
+    await give_an_idea(person, catalogue, language, idea)
+    await person.expect(catalogue.text(language, "another_question").splitlines()[0])
+    [stored] = channel.engine.store.ideas()
+    assert stored["text"] == idea and stored["confirmed_field"]
+    assert stored["language"] == language
+    assert server.unknown_methods == [] and server.errors == []
+    assert [c["command"] for c in server.commands_for("de")][:2] == ["start", "hilfe"]
+    assert [c["command"] for c in server.commands_for("en")][:2] == ["start", "help"]
+    assert str(person.user["id"]) not in str(
+        channel.engine.store.db.execute("SELECT * FROM participants").fetchall()
+    ), "platform ids never reach the store"
+
+
+async def test_a_restart_mid_conversation_resumes(make_engine, server, catalogue) -> None:
+    first = await started(make_engine(), server)
+    person = Person(server, "Ben")
+    person.says("/start")
+    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    person.presses("de")
+    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    await first.stop()
+
+    second = await started(make_engine(), server)
+    try:
+        person.presses("yes")
+        await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    finally:
+        await second.stop()
+
+
+async def test_an_update_delivered_twice_is_answered_once(channel, server, catalogue) -> None:
+    person = Person(server, "Cem")
+    person.says("/start")
+    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    answered = len(server.sent(person.chat))
+    start_update = max(server._history)  # the newest update the server handed out: /start
+    server.redeliver(start_update)
+    person.presses("de")
+    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    texts = [m["text"] for m in server.sent(person.chat)[answered:]]
+    assert not any(catalogue.text("de", "choose_language").splitlines()[0] in t for t in texts)
+
+
+@pytest.mark.parametrize("send", ["send_photo", "send_sticker", "send_voice", "send_location"])
+async def test_unsupported_media_is_answered_and_not_kept(
+    channel, server, catalogue, send: str
+) -> None:
+    person = Person(server, "Dilan")
+    person.says("/start")
+    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    person.presses("de")
+    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    person.presses("yes")
+    await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    getattr(server, send)(person.chat, person.user)
+    await person.expect(catalogue.text("de", "media_not_text")[:30])
+    await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    assert channel.engine.store.ideas() == []
+    [participant] = [r[0] for r in channel.engine.store.db.execute("SELECT id FROM participants")]
+    assert channel.engine.store.conversation(participant).step == "idea"
+
+
+async def test_an_overlong_message_is_kept_and_a_shorter_one_asked_for(
+    channel, server, catalogue
+) -> None:
+    person = Person(server, "Eda")
+    person.says("/start")
+    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    person.presses("de")
+    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    person.presses("yes")
+    await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    person.says("Bäume " * 680)  # 4,080 characters: Telegram's limit, twice the bot's
+    await person.expect(catalogue.messages["de"]["idea_too_long"].split("{")[0])
+    assert channel.engine.store.ideas() == [] and server.errors == []
+
+
+async def test_mitreden_run_starts_telegram_when_a_token_is_set(
+    server, catalogue, tmp_path
+) -> None:
+    import asyncio
+    import os
+    import signal
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        MITREDEN_TELEGRAM_TOKEN=server.token,
+        MITREDEN_TELEGRAM_API_BASE_URL=server.url,
+        MITREDEN_LOG_LEVEL="INFO",
+    )
+    mitreden = str(Path(sys.executable).parent / "mitreden")
+    process = await asyncio.create_subprocess_exec(
+        mitreden,
+        "run",
+        "--db",
+        str(tmp_path / "x.db"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        person = Person(server, "Fee")
+        person.says("/start")
+        await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+        person.presses("de")
+        await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, stderr.decode()
+    assert server.token not in stderr.decode(), "the token never reaches the log"
+    assert server.commands_for("de") and server.unknown_methods == []
