@@ -13,6 +13,7 @@ once. Outgoing calls pass PTB's rate limiter (30 messages/s overall, 20/min per 
 """
 
 import asyncio
+import hashlib
 import io
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -59,12 +60,35 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return [*pieces, text] if text or not pieces else pieces
 
 
-def keyboard(message: Outbound) -> InlineKeyboardMarkup | None:
-    if not message.choices:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(c.label, callback_data=c.value)] for c in message.choices]
-    )
+class ButtonValues:
+    """Telegram carries at most 64 bytes of button data; a longer choice value (an operator's
+    taxonomy id, say) travels as a short hash and is looked up when the button is pressed.
+    After a restart such an old button reads as stale, and the engine asks again."""
+
+    LIMIT = 64
+
+    def __init__(self) -> None:
+        self._long: dict[str, str] = {}
+
+    def data(self, value: str) -> str:
+        if len(value.encode("utf-8")) <= self.LIMIT:
+            return value
+        key = "~" + hashlib.sha256(value.encode("utf-8")).hexdigest()[:24]
+        self._long[key] = value
+        return key
+
+    def value(self, data: str) -> str:
+        return self._long.get(data, data)
+
+    def keyboard(self, message: Outbound) -> InlineKeyboardMarkup | None:
+        if not message.choices:
+            return None
+        return InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton(c.label, callback_data=self.data(c.value))]
+                for c in message.choices
+            ]
+        )
 
 
 def media_kind(message: Message) -> str:
@@ -82,6 +106,7 @@ class TelegramChannel:
         self.engine = engine
         self.pseudonymizer = pseudonymizer
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self.buttons = ButtonValues()
         builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
         if api_base_url:
             base = api_base_url.rstrip("/")
@@ -115,7 +140,7 @@ class TelegramChannel:
         for n, piece in enumerate(pieces):
             last = n == len(pieces) - 1
             await self.app.bot.send_message(
-                chat_id, piece, reply_markup=keyboard(reply) if last else None
+                chat_id, piece, reply_markup=self.buttons.keyboard(reply) if last else None
             )
         if reply.attachment is not None:
             document = InputFile(
@@ -140,7 +165,7 @@ class TelegramChannel:
         await query.answer()
         if update.effective_chat is None or update.effective_chat.type != "private":
             return
-        await self._handle(update, self._inbound(update, choice=query.data))
+        await self._handle(update, self._inbound(update, choice=self.buttons.value(query.data)))
 
     async def _on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         kind = media_kind(update.effective_message)
@@ -158,6 +183,7 @@ class TelegramChannel:
         await self.app.updater.stop()
         await self.app.stop()
         await self.app.shutdown()
+        self._worker.shutdown(wait=True)
 
     def run_polling(self) -> None:
         """Receive updates until interrupted (Ctrl-C, SIGTERM); offsets are confirmed on exit."""
