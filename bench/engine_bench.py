@@ -16,6 +16,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,19 +222,25 @@ def drive(engine: Engine, people: list[Participant], result: Result) -> None:
         active = [p for p in active if not p.done]
 
 
-def run(config: str, backend: str, count: int) -> Result:
-    """One configuration on its own fresh database, so the two runs cannot share state."""
+@contextmanager
+def temporary_engine(backend: str) -> Iterator[tuple[Engine, float]]:
+    """An engine on its own fresh database, so runs cannot share state, and its build time."""
     with tempfile.TemporaryDirectory(prefix="mitreden-bench-") as tmp:
         settings = load_settings(
             environ={}, db=str(Path(tmp) / "bench.db"), embedding_backend=backend
         )
         start = time.perf_counter()
         engine = build_engine(settings)
-        result = Result(config, count, build_s=time.perf_counter() - start)
         try:
-            drive(engine, make_participants(count), result)
+            yield engine, time.perf_counter() - start
         finally:
             engine.store.close()
+
+
+def run(config: str, backend: str, count: int) -> Result:
+    with temporary_engine(backend) as (engine, build_s):
+        result = Result(config, count, build_s=build_s)
+        drive(engine, make_participants(count), result)
     return result
 
 

@@ -730,7 +730,7 @@ class TelegramTestServer:
     async def wait_until(
         self, predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition"
     ) -> None:
-        """Waits until ``predicate()`` is true; re-checked after every request and update."""
+        """Waits until ``predicate()`` holds; checked on each request and update and every 20 ms."""
         try:
             await self._wait(predicate, timeout)
         except TimeoutError:
@@ -777,6 +777,7 @@ class TelegramTestServer:
         stored = next((f for f in self.files.values() if f.file_path == path), None)
         if stored is None:
             return web.json_response(ApiError(404, "Not Found").body(), status=404)
+        self._notify()
         return web.Response(body=stored.content, content_type="application/octet-stream")
 
     async def _not_found(self, request: web.Request) -> web.Response:
@@ -786,7 +787,7 @@ class TelegramTestServer:
         raw: dict[str, str] = dict(request.query)
         uploads: dict[str, _Upload] = {}
         typed: JSON = {}
-        if request.can_read_body:
+        if request.body_exists:
             if request.content_type == "application/json":
                 try:
                     body = await request.json()
@@ -840,6 +841,8 @@ class TelegramTestServer:
         self._changed = asyncio.Event()
 
     async def _wait(self, predicate: Callable[[], object], timeout: float) -> None:
+        # Woken by every request and update; the short slice also catches predicates on state
+        # the server never sees change (a handler appending to a list after its last request).
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while not predicate():
@@ -848,7 +851,7 @@ class TelegramTestServer:
             if remaining <= 0:
                 raise TimeoutError
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+                await asyncio.wait_for(changed.wait(), min(remaining, 0.02))
 
     def _enqueue(self, payload: JSON) -> JSON:
         update = {"update_id": next(self._update_ids), **payload}

