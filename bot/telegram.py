@@ -112,12 +112,18 @@ class TelegramChannel:
             base = api_base_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
         self.app: Application = builder.post_init(self._set_commands).build()
-        private = filters.ChatType.PRIVATE
+        # New messages only: an edit of an earlier message is not a new answer.
+        private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
         self.app.add_handler(MessageHandler(private & filters.TEXT, self._on_text))
         self.app.add_handler(CallbackQueryHandler(self._on_press))
         self.app.add_handler(
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_media)
         )
+        self.app.add_error_handler(self._on_error)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """One line, without the update: it would carry what the resident wrote."""
+        log.warning("telegram: %s: %s", type(context.error).__name__, context.error)
 
     async def _set_commands(self, app: Application) -> None:
         catalogue: Catalogue = self.engine.catalogue

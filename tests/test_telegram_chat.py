@@ -215,3 +215,32 @@ async def test_mitreden_run_starts_telegram_when_a_token_is_set(
     assert process.returncode == 0, stderr.decode()
     assert server.token not in stderr.decode(), "the token never reaches the log"
     assert server.commands_for("de") and server.unknown_methods == []
+
+
+async def test_an_edited_message_is_not_a_new_answer(channel, server, catalogue) -> None:
+    person = Person(server, "Gül")
+    person.says("/start")
+    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    before = len(server.sent(person.chat))
+    message = server.sent(person.chat)[-1]
+    server.deliver(
+        {
+            "edited_message": {
+                "message_id": message["message_id"] - 1,
+                "from": person.user,
+                "chat": person.chat,
+                "date": message["date"],
+                "edit_date": message["date"] + 1,
+                "text": "2",
+            }
+        }
+    )
+    person.presses("de")
+    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
+    assert (
+        channel.engine.store.conversation(
+            Pseudonymizer(SECRET).participant("telegram", str(person.user["id"]))
+        ).language
+        == "de"
+    )
+    assert len(server.sent(person.chat)) > before
