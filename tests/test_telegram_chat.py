@@ -68,14 +68,18 @@ class Person:
         return message
 
 
-async def give_an_idea(person: Person, catalogue, language: str, idea: str) -> None:
-    t = lambda key: catalogue.text(language, key)  # noqa: E731
+async def consent(person: Person, catalogue, language: str = "de") -> None:
+    """/start, pick the language, agree: the bot now asks for the idea."""
     person.says("/start")
-    await person.expect(t("choose_language").splitlines()[0])
+    await person.expect(catalogue.text(language, "choose_language").splitlines()[0])
     person.presses(language)
-    await person.expect(t("consent_question").splitlines()[0])
+    await person.expect(catalogue.text(language, "consent_question").splitlines()[0])
     person.presses("yes")
-    await person.expect(t("idea_question").splitlines()[0])
+    await person.expect(catalogue.text(language, "idea_question").splitlines()[0])
+
+
+async def give_an_idea(person: Person, catalogue, language: str, idea: str) -> None:
+    await consent(person, catalogue, language)
     person.says(idea)
     await person.expect(idea)
     person.presses(person.values()[0])
@@ -145,12 +149,7 @@ async def test_unsupported_media_is_answered_and_not_kept(
     channel, server, catalogue, send: str
 ) -> None:
     person = Person(server, "Dilan")
-    person.says("/start")
-    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
-    person.presses("de")
-    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
-    person.presses("yes")
-    await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    await consent(person, catalogue)
     getattr(server, send)(person.chat, person.user)
     await person.expect(catalogue.text("de", "media_not_text")[:30])
     await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
@@ -163,12 +162,7 @@ async def test_an_overlong_message_is_kept_and_a_shorter_one_asked_for(
     channel, server, catalogue
 ) -> None:
     person = Person(server, "Eda")
-    person.says("/start")
-    await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
-    person.presses("de")
-    await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
-    person.presses("yes")
-    await person.expect(catalogue.text("de", "idea_question").splitlines()[0])
+    await consent(person, catalogue)
     person.says("Bäume " * 680)  # 4,080 characters: Telegram's limit, twice the bot's
     await person.expect(catalogue.messages["de"]["idea_too_long"].split("{")[0])
     assert channel.engine.store.ideas() == [] and server.errors == []
