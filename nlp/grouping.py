@@ -36,11 +36,6 @@ class GroupingParams:
 DEFAULT_PARAMS = GroupingParams()
 
 
-def normalise(vectors: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 def cut_similarity(total: np.ndarray, count: int, ceiling: float) -> float:
     """The lane's mean pair similarity, at most `ceiling`.
 

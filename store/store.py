@@ -268,10 +268,7 @@ class Store:
         return dict(cursor.fetchall())
 
     def clusters(self) -> list[dict[str, Any]]:
-        return self._all(
-            "SELECT clusters.*, (SELECT count(*) FROM cluster_members "
-            "WHERE cluster_id = clusters.id) AS size FROM clusters ORDER BY id"
-        )
+        return self._all("SELECT * FROM clusters ORDER BY id")
 
     def memberships(self) -> list[tuple[int, int, str, int | None]]:
         """(idea, cluster, lane, duplicate_of) of every grouped idea."""
