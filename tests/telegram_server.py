@@ -7,9 +7,17 @@ answers with Telegram's own result and error shapes and limits, because a fake t
 Telegram rejects hides bugs until the first real resident hits them. Methods it does not know
 answer 404 and are listed in ``unknown_methods``, so a gap fails a test instead of passing quietly.
 
+Updates reach the bot through ``getUpdates`` or, once ``setWebhook`` named an ``https://`` URL,
+as JSON POSTs to that URL, oldest first, until it answers 2xx; failures are retried shortly after
+and reported by ``getWebhookInfo``. A bot listens on plain HTTP behind a TLS-terminating proxy, so
+:meth:`TelegramTestServer.tls_proxy` plays that proxy; a webhook host it does not cover does not
+resolve, as an unknown host would not for Telegram.
+
 Deliberate simplifications: HTML is the only ``parse_mode`` that is parsed into entities (Markdown
-text is kept as sent), updates are only handed out through ``getUpdates`` (a webhook URL is stored
-but nothing is posted to it), and the bot sees every group message (as with privacy mode off).
+text is kept as sent), a webhook gets one update per request and one request at a time
+(``max_connections`` is stored but not used), a method call in a webhook's answer is not carried
+out (it is listed in ``unknown_methods``), and the bot sees every group message (as with privacy
+mode off).
 """
 
 import asyncio
@@ -25,6 +33,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -47,6 +56,8 @@ MAX_POLL_OPTIONS = 12  # Bot API 9.1 raised this from 10 to 12
 MAX_POLL_QUESTION = 300
 MAX_POLL_OPTION_TEXT = 100
 MAX_COMMANDS = 100
+# How long a webhook may take to answer before the delivery counts as failed.
+WEBHOOK_TIMEOUT = 10.0
 
 
 def _names(words: str) -> frozenset[str]:
@@ -324,7 +335,9 @@ class TelegramTestServer:
     Point PTB at it with :meth:`application_builder` (or ``base_url(f"{url}/bot")`` and
     ``base_file_url(f"{url}/file/bot")``). Test code plays residents with :meth:`send_text`,
     :meth:`press`, :meth:`vote` and friends, and reads what the bot did through :meth:`sent`,
-    :meth:`wait_for_reply`, :attr:`requests` and :attr:`unknown_methods`.
+    :meth:`wait_for_reply`, :attr:`requests` and :attr:`unknown_methods`. A bot on a webhook also
+    needs :meth:`tls_proxy` to be reachable; ``webhook_retry_delay`` is the pause before a failed
+    delivery is tried again (Telegram waits longer; tests should not).
     """
 
     def __init__(
@@ -335,8 +348,10 @@ class TelegramTestServer:
         bot_first_name: str = "Mitreden",
         host: str = "127.0.0.1",
         port: int = 0,
+        webhook_retry_delay: float = 0.2,
     ) -> None:
         self.token = token
+        self.webhook_retry_delay = webhook_retry_delay
         self.host = host
         self.port = port
         self.url = ""
@@ -361,6 +376,9 @@ class TelegramTestServer:
         self._votes: dict[str, dict[int, list[int]]] = {}
         self._reply_cursor: dict[int, int] = {}
         self._allowed_updates: frozenset[str] | None = None
+        self._proxies: dict[str, str] = {}
+        self._webhook_error: tuple[int, str] | None = None
+        self._unproxied: set[str] = set()
         self._update_ids = itertools.count(700_000_001)
         self._user_ids = itertools.count(5_000_000_001)
         self._group_ids = itertools.count(1)
@@ -369,6 +387,8 @@ class TelegramTestServer:
         self._closing = False
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._pusher: asyncio.Task[None] | None = None
         self._methods: dict[str, Callable[[JSON, dict[str, _Upload]], Any]] = {
             name.lower(): handler
             for name, handler in {
@@ -414,13 +434,31 @@ class TelegramTestServer:
         self.port = self._runner.addresses[0][1]
         self.url = f"http://{self.host}:{self.port}"
         self._closing = False
+        # One session for all webhook posts; the pusher idles until a webhook is set.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT))
+        self._pusher = asyncio.create_task(self._push_updates(), name="telegram-webhook-pusher")
 
     async def stop(self) -> None:
         self._closing = True
         self._notify()
+        await self._stop_pushing()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def _stop_pushing(self) -> None:
+        """Cancels the pusher, even mid-post, and re-raises what it died of if it crashed."""
+        pusher, self._pusher = self._pusher, None
+        if pusher is None:
+            return
+        pusher.cancel()
+        # asyncio.wait, unlike awaiting the task, lets a cancellation of stop() itself through.
+        await asyncio.wait([pusher])
+        if not pusher.cancelled() and (error := pusher.exception()) is not None:
+            raise error
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -444,6 +482,21 @@ class TelegramTestServer:
             .base_url(f"{self.url}/bot")
             .base_file_url(f"{self.url}/file/bot")
         )
+
+    def tls_proxy(self, public_prefix: str, local_prefix: str) -> None:
+        """Plays the TLS-terminating reverse proxy in front of a bot's plain-HTTP webhook server.
+
+        Telegram posts only to ``https://`` URLs, while PTB's webhook server (like most bots)
+        listens on plain HTTP behind such a proxy. Webhook URLs that start with ``public_prefix``
+        (``"https://bot.example.org"``) are posted to ``local_prefix`` plus the rest of the URL
+        (``"http://127.0.0.1:8443"``); the longest matching prefix wins.
+        """
+        if not public_prefix.startswith("https://") or len(public_prefix) <= len("https://"):
+            raise ValueError(f"public_prefix must be an https:// URL, not {public_prefix!r}")
+        if not local_prefix.startswith(("http://", "https://")):
+            raise ValueError(f"local_prefix must be an http(s):// URL, not {local_prefix!r}")
+        self._proxies[public_prefix.rstrip("/")] = local_prefix.rstrip("/")
+        self._notify()
 
     # ----------------------------------------------------------------- residents' side
 
@@ -702,8 +755,24 @@ class TelegramTestServer:
 
     @property
     def pending_updates(self) -> int:
-        """Updates not yet confirmed by a ``getUpdates`` offset."""
+        """Updates not yet confirmed by a ``getUpdates`` offset or a webhook's 2xx answer."""
         return len(self._queue)
+
+    def webhook_info(self) -> JSON:
+        """What ``getWebhookInfo`` answers now; synchronous, so :meth:`wait_until` can poll it."""
+        if self.webhook["url"]:
+            self._drop_unwanted()
+        info: JSON = {
+            "url": self.webhook["url"],
+            "has_custom_certificate": False,
+            "pending_update_count": len(self._queue),
+        }
+        if self._webhook_error is not None:
+            info["last_error_date"], info["last_error_message"] = self._webhook_error
+        for key in ("allowed_updates", "max_connections", "ip_address"):
+            if key in self.webhook:
+                info[key] = copy.deepcopy(self.webhook[key])
+        return info
 
     @property
     def errors(self) -> list[RecordedRequest]:
@@ -737,7 +806,7 @@ class TelegramTestServer:
             recent = [f"{r.method} -> {r.status}" for r in self.requests[-10:]]
             raise AssertionError(
                 f"{what} not reached within {timeout}s; last requests: {recent}; "
-                f"unknown methods: {self.unknown_methods}"
+                f"unknown methods: {self.unknown_methods}{self._webhook_state()}"
             ) from None
 
     # ----------------------------------------------------------------- HTTP
@@ -864,6 +933,94 @@ class TelegramTestServer:
         self._queue.sort(key=lambda entry: entry.update["update_id"])
         self._notify()
 
+    # ----------------------------------------------------------------- webhook delivery
+
+    async def _push_updates(self) -> None:
+        """Telegram's side of a webhook: the oldest update, one at a time, until a 2xx answer."""
+        while not self._closing:
+            changed = self._changed
+            entry = self._next_push()
+            if entry is None:
+                await changed.wait()
+                continue
+            if await self._push(entry):
+                # By identity: a redelivered copy with the same update_id may also be queued.
+                self._queue = [queued for queued in self._queue if queued is not entry]
+            else:
+                await asyncio.sleep(self.webhook_retry_delay)
+            self._notify()
+
+    def _next_push(self) -> _Queued | None:
+        if not self.webhook["url"]:
+            return None
+        self._drop_unwanted()
+        return self._queue[0] if self._queue else None
+
+    async def _push(self, entry: _Queued) -> bool:
+        """Posts one update; False (with the error recorded) when it must stay queued."""
+        assert self._session is not None
+        url = self.webhook["url"]
+        target = self._through_proxy(url)
+        if target is None:
+            return self._webhook_failed("Failed to resolve host: Name or service not known")
+        headers = {"Content-Type": "application/json"}
+        if self.webhook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
+        try:
+            async with self._session.post(
+                target, data=json.dumps(entry.update).encode(), headers=headers
+            ) as response:
+                answer = await response.read()
+        except TimeoutError:
+            return self._webhook_failed("Read timeout expired")
+        except aiohttp.ClientConnectorDNSError:
+            return self._webhook_failed("Failed to resolve host: Name or service not known")
+        except aiohttp.ClientConnectorError:
+            return self._webhook_failed("Connection refused")
+        except aiohttp.ClientError:
+            return self._webhook_failed("Connection reset by peer")
+        if not 200 <= response.status < 300:
+            return self._webhook_failed(
+                f"Wrong response from the webhook: {response.status} {response.reason}"
+            )
+        self._check_webhook_answer(response.content_type, answer)
+        return True
+
+    def _through_proxy(self, url: str) -> str | None:
+        """Where :meth:`tls_proxy` sends ``url``; None when no proxy covers its host."""
+        matches = [
+            prefix
+            for prefix in self._proxies
+            if url.startswith(prefix) and url[len(prefix) : len(prefix) + 1] in ("", "/", "?")
+        ]
+        if not matches:
+            if url not in self._unproxied:
+                self._unproxied.add(url)
+                _LOGGER.warning(
+                    "Bot API test server: no tls_proxy covers webhook %s, so it is unreachable",
+                    url,
+                )
+            return None
+        prefix = max(matches, key=len)
+        return self._proxies[prefix] + url[len(prefix) :]
+
+    def _webhook_failed(self, message: str) -> bool:
+        self._webhook_error = (int(time.time()), message)
+        return False
+
+    def _check_webhook_answer(self, content_type: str, answer: bytes) -> None:
+        """A bot may answer a webhook with one method call; that is not emulated, so say so."""
+        if content_type != "application/json":
+            return
+        with contextlib.suppress(ValueError):
+            body = json.loads(answer)
+            if isinstance(body, dict) and isinstance(body.get("method"), str):
+                self.unknown_methods.append(f"{body['method']} (in a webhook answer)")
+                _LOGGER.warning(
+                    "Bot API test server: method %s in a webhook answer is not carried out",
+                    body["method"],
+                )
+
     def _chat_state(self, chat: ChatRef) -> _Chat:
         chat_id = chat if isinstance(chat, int) else chat["id"]
         if chat_id not in self._chats:
@@ -944,7 +1101,17 @@ class TelegramTestServer:
             text += "\nFailed requests for this chat:\n" + "\n".join(failed)
         if self.unknown_methods:
             text += f"\nUnknown methods called: {self.unknown_methods}"
-        return text
+        return text + self._webhook_state()
+
+    def _webhook_state(self) -> str:
+        """For failure messages: a reply that never came may be an update stuck at a webhook."""
+        if not self.webhook["url"]:
+            return ""
+        error = self._webhook_error[1] if self._webhook_error else "none"
+        return (
+            f"\nWebhook {self.webhook['url']}: {len(self._queue)} update(s) pending, "
+            f"last error: {error}"
+        )
 
     def _store_file(
         self,
@@ -1167,6 +1334,8 @@ class TelegramTestServer:
         deadline = loop.time() + timeout
         while True:
             changed = self._changed
+            if self.webhook["url"]:
+                raise ApiError(409, "Conflict: terminated by setWebhook request")
             batch = self._take(limit)
             if batch or self._closing:
                 return batch
@@ -1194,15 +1363,19 @@ class TelegramTestServer:
                 if entry.update["update_id"] >= offset or (entry.forced and not entry.delivered)
             ]
 
-    def _take(self, limit: int) -> list[JSON]:
+    def _drop_unwanted(self) -> None:
+        """Telegram never creates updates of kinds the bot did not ask for."""
+
         def wanted(entry: _Queued) -> bool:
             kind = _update_kind(entry.update)
             if self._allowed_updates is None:
                 return kind not in _OPT_IN_UPDATES
             return kind in self._allowed_updates
 
-        # Telegram never creates updates of kinds the bot did not ask for.
         self._queue = [entry for entry in self._queue if wanted(entry)]
+
+    def _take(self, limit: int) -> list[JSON]:
+        self._drop_unwanted()
         batch = self._queue[:limit]
         for entry in batch:
             entry.delivered = True
@@ -1214,28 +1387,26 @@ class TelegramTestServer:
             raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
         if params.get("drop_pending_updates"):
             self._queue.clear()
+        # One setting for the bot, shared with getUpdates; left as it was when not given.
+        if "allowed_updates" in params:
+            allowed = params["allowed_updates"]
+            self._allowed_updates = frozenset(allowed) if allowed else None
         self.webhook = {"url": url}
         for key in ("allowed_updates", "max_connections", "secret_token", "ip_address"):
             if key in params:
                 self.webhook[key] = params[key]
+        self._webhook_error = None
         return True
 
     async def _delete_webhook(self, params: JSON, uploads: dict[str, _Upload]) -> bool:
         if params.get("drop_pending_updates"):
             self._queue.clear()
         self.webhook = {"url": ""}
+        self._webhook_error = None
         return True
 
     async def _get_webhook_info(self, params: JSON, uploads: dict[str, _Upload]) -> JSON:
-        info: JSON = {
-            "url": self.webhook["url"],
-            "has_custom_certificate": False,
-            "pending_update_count": len(self._queue),
-        }
-        for key in ("allowed_updates", "max_connections", "ip_address"):
-            if key in self.webhook:
-                info[key] = self.webhook[key]
-        return info
+        return self.webhook_info()
 
     def _commands_key(self, params: JSON) -> tuple[str, str]:
         language = params.get("language_code", "") or ""

@@ -3,15 +3,22 @@
 Every test here drives an unmodified PTB Application (or Bot) over HTTP against the server, so a
 difference between the server and Telegram shows up as a PTB failure here rather than as a
 puzzling adapter bug elsewhere. Long polls use a 1 s timeout and every app is stopped by the
-helper that started it.
+helper that started it. Webhooks are received by a bare aiohttp endpoint or by PTB's own webhook
+server, both on plain HTTP behind the server's ``tls_proxy``.
 """
 
 import asyncio
 import contextlib
+import gc
+import logging
+import socket
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from telegram import (
     Bot,
     BotCommand,
@@ -42,6 +49,51 @@ Context = ContextTypes.DEFAULT_TYPE
 async def server() -> AsyncIterator[TelegramTestServer]:
     async with TelegramTestServer() as telegram:
         yield telegram
+
+
+class WebhookReceiver:
+    """A bare webhook endpoint: records each post and answers with ``status``."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.status = 200
+        self.posts: list[tuple[dict[str, str], dict[str, Any]]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.posts.append((dict(request.headers), await request.json()))
+        return web.Response(status=self.status)
+
+    def texts(self) -> list[str]:
+        return [update["message"]["text"] for _, update in self.posts if "message" in update]
+
+
+@contextlib.asynccontextmanager
+async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+
+
+async def call(
+    session: aiohttp.ClientSession, server: TelegramTestServer, method: str, **params: str
+) -> tuple[int, dict[str, Any]]:
+    """One raw Bot API call, form-encoded as PTB sends it."""
+    async with session.post(f"{server.url}/bot{server.token}/{method}", data=params) as response:
+        return response.status, await response.json()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -469,3 +521,216 @@ async def test_two_pollers_conflict(server: TelegramTestServer) -> None:
         await asyncio.sleep(0.05)
         newer = await poll("0.2")
         assert (await older, newer) == (409, 200)
+
+
+WEBHOOK_CONFLICT = {
+    "ok": False,
+    "error_code": 409,
+    "description": "Conflict: can't use getUpdates method while webhook is active; use "
+    "deleteWebhook to delete the webhook first",
+}
+
+
+async def test_webhook_posts_in_order_retries_and_blocks_polling(
+    server: TelegramTestServer,
+) -> None:
+    ida = server.user("Ida")
+    chat = server.private_chat(ida)
+    async with webhook_receiver() as receiver, aiohttp.ClientSession() as session:
+        server.tls_proxy("https://bot.example.org", receiver.url)
+        receiver.status = 500
+        server.send_text(chat, ida, "eins")
+        server.send_text(chat, ida, "zwei")
+        hook = {"url": "https://bot.example.org/hook", "secret_token": "s3cret"}
+        assert await call(session, server, "setWebhook", **hook) == (
+            200,
+            {"ok": True, "result": True},
+        )
+        await server.wait_until(lambda: len(receiver.posts) >= 2, what="a retried delivery")
+        _, body = await call(session, server, "getWebhookInfo")
+        info = body["result"]
+        assert set(receiver.texts()) == {"eins"}  # retried, never skipped
+        assert info["url"] == "https://bot.example.org/hook"
+        assert info["pending_update_count"] == 2
+        assert (
+            info["last_error_message"]
+            == "Wrong response from the webhook: 500 Internal Server Error"
+        )
+        assert abs(info["last_error_date"] - time.time()) < 60
+        assert "secret_token" not in info
+        assert await call(session, server, "getUpdates") == (409, WEBHOOK_CONFLICT)
+
+        receiver.status = 200
+        await server.wait_until(lambda: server.pending_updates == 0, what="both confirmed")
+        texts = receiver.texts()
+        assert texts[-2:] == ["eins", "zwei"] and set(texts[:-1]) == {"eins"}
+        for headers, _ in receiver.posts:
+            assert headers["X-Telegram-Bot-Api-Secret-Token"] == "s3cret"
+            assert headers["Content-Type"] == "application/json"
+        zwei = receiver.posts[-1][1]
+        assert zwei["update_id"] == receiver.posts[0][1]["update_id"] + 1
+
+        posted = len(receiver.posts)
+        server.redeliver(zwei["update_id"])
+        await server.wait_until(lambda: len(receiver.posts) > posted, what="the redelivery")
+        assert receiver.posts[posted][1] == zwei
+
+        receiver.status = 500
+        server.send_text(chat, ida, "drei")
+        await server.wait_until(lambda: receiver.texts()[-1] == "drei", what="drei is posted")
+        assert await call(session, server, "deleteWebhook") == (200, {"ok": True, "result": True})
+        server.send_text(chat, ida, "vier")
+        status, body = await call(session, server, "getUpdates")
+        _, info_body = await call(session, server, "getWebhookInfo")
+
+    assert status == 200
+    assert [update["message"]["text"] for update in body["result"]] == ["drei", "vier"]
+    assert "vier" not in receiver.texts()
+    assert info_body["result"] == {
+        "url": "",
+        "has_custom_certificate": False,
+        "pending_update_count": 2,
+    }
+    assert server.unknown_methods == []
+
+
+async def test_webhook_needs_a_proxy_and_respects_allowed_updates(
+    server: TelegramTestServer,
+) -> None:
+    jan = server.user("Jan")
+    chat = server.private_chat(jan)
+    async with webhook_receiver() as receiver, aiohttp.ClientSession() as session:
+        server.tls_proxy("https://bot.example", receiver.url)  # another host, not a prefix of it
+        await call(
+            session,
+            server,
+            "setWebhook",
+            url="https://bot.example.org/hook",
+            allowed_updates='["message"]',
+        )
+        server.deliver({"poll": {"id": "1", "question": "?", "options": [], "is_closed": True}})
+        server.send_text(chat, jan, "Hallo?")
+        unresolved = "Failed to resolve host: Name or service not known"
+        await server.wait_until(
+            lambda: server.webhook_info().get("last_error_message") == unresolved,
+            what="the delivery fails without a proxy",
+        )
+        assert server.webhook_info()["pending_update_count"] == 1  # the poll is not wanted
+        assert receiver.posts == []
+
+        server.tls_proxy("https://bot.example.org", receiver.url)
+        await server.wait_until(lambda: server.pending_updates == 0, what="delivery via proxy")
+        [(headers, update)] = receiver.posts
+        raw = server.deliver({"update_id": update["update_id"] + 10, "message": update["message"]})
+        await server.wait_until(lambda: len(receiver.posts) == 2, what="a raw update")
+
+    assert update["message"]["text"] == "Hallo?"
+    assert "X-Telegram-Bot-Api-Secret-Token" not in headers  # setWebhook got no secret
+    assert receiver.posts[1][1] == raw
+    assert server.webhook_info()["allowed_updates"] == ["message"]
+
+
+@contextlib.asynccontextmanager
+async def webhook(app: Application, port: int) -> AsyncIterator[Application]:
+    """Runs ``app`` the way ``run_webhook`` does behind a proxy for https://bot.example.org."""
+    async with app:
+        await app.start()
+        await app.updater.start_webhook(
+            listen="127.0.0.1",
+            port=port,
+            url_path="telegram",
+            webhook_url="https://bot.example.org/telegram",
+            secret_token="s3cret",
+        )
+        try:
+            yield app
+        finally:
+            await app.updater.stop()
+            await app.stop()
+
+
+async def test_ptb_webhook_behind_tls_proxy(server: TelegramTestServer) -> None:
+    karl = server.user("Karl")
+    chat = server.private_chat(karl)
+
+    async def echo(update: Update, context: Context) -> None:
+        await update.message.reply_text(update.message.text)
+
+    app = server.application_builder().build()
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
+    port = free_port()
+    server.tls_proxy("https://bot.example.org", f"http://127.0.0.1:{port}")
+    async with webhook(app, port):
+        server.send_text(chat, karl, "Hallo per Webhook")
+        [echoed] = await server.wait_for_reply(chat)
+
+        # Someone else sets the webhook with another secret: PTB refuses what then arrives.
+        await app.bot.set_webhook("https://bot.example.org/telegram", secret_token="falsch")
+        server.send_text(chat, karl, "Geheim?")
+        rejected = "Wrong response from the webhook: 403 Request had the wrong secret token"
+        await server.wait_until(
+            lambda: server.webhook_info().get("last_error_message") == rejected,
+            what="PTB rejects the wrong secret",
+        )
+        assert server.pending_updates == 1
+        assert server.sent(chat) == [echoed]
+
+        await app.bot.set_webhook("https://bot.example.org/telegram", secret_token="s3cret")
+        [second] = await server.wait_for_reply(chat)
+
+    assert echoed["text"] == "Hallo per Webhook"
+    assert second["text"] == "Geheim?"
+    first_set = next(r for r in server.requests if r.method == "setWebhook")
+    assert first_set.params["url"] == "https://bot.example.org/telegram"
+    assert first_set.params["secret_token"] == "s3cret"
+    assert "getUpdates" not in [r.method for r in server.requests]
+    assert server.pending_updates == 0
+    assert server.unknown_methods == []
+
+
+async def test_setwebhook_ends_a_waiting_long_poll(server: TelegramTestServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        waiting = asyncio.create_task(call(session, server, "getUpdates", timeout="5"))
+        await server.wait_until(
+            lambda: any(r.method == "getUpdates" for r in server.requests), what="the long poll"
+        )
+        await call(session, server, "setWebhook", url="https://bot.example.org/hook")
+        status, body = await waiting
+
+    assert (status, body["description"]) == (409, "Conflict: terminated by setWebhook request")
+
+
+async def test_stop_ends_an_inflight_webhook_post_cleanly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+
+    async def hang(request: web.Request) -> web.Response:
+        arrived.set()
+        await release.wait()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", hang)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        server = TelegramTestServer()
+        async with server, aiohttp.ClientSession() as session:
+            server.tls_proxy(
+                "https://bot.example.org", f"http://127.0.0.1:{runner.addresses[0][1]}"
+            )
+            await call(session, server, "setWebhook", url="https://bot.example.org/hook")
+            lena = server.user("Lena")
+            server.send_text(server.private_chat(lena), lena, "Bist du da?")
+            await asyncio.wait_for(arrived.wait(), 5)
+    finally:
+        release.set()
+        await runner.cleanup()
+    gc.collect()
+
+    names = [task.get_name() for task in asyncio.all_tasks()]
+    assert "telegram-webhook-pusher" not in names
+    assert server.pending_updates == 1  # never answered, so never confirmed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
