@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import Flow, FlowError, Step
-from mitreden.flows.messages import Choice
+from mitreden.flows.messages import Choice, Outbound
 from mitreden.nlp.pipeline import StoredIdea
 from mitreden.nlp.redact import KINDS, redact
 from mitreden.store.store import IDEA_COLUMNS, from_blob
@@ -121,13 +121,18 @@ def set_language(turn: "Turn", step: Step, value: str) -> str | None:
     return None
 
 
+def give_consent(turn: "Turn") -> None:
+    pid, version = turn.conv.participant_id, turn.engine.flow.consent_version
+    turn.store.ensure_participant(pid, turn.msg.channel, turn.now)
+    turn.store.record_consent(pid, version, True, turn.lang, turn.now)
+    turn.store.audit(turn.now, "participant", "consent.given", version=version)
+
+
 @action("record_consent")
 def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
     pid, version = turn.conv.participant_id, turn.engine.flow.consent_version
     if value == "yes":
-        turn.store.ensure_participant(pid, turn.msg.channel, turn.now)
-        turn.store.record_consent(pid, version, True, turn.lang, turn.now)
-        turn.store.audit(turn.now, "participant", "consent.given", version=version)
+        give_consent(turn)
     elif turn.store.consented_version(pid) is not None:
         # Withdrawing an earlier consent is recorded; a first "no" leaves no trace at all.
         turn.store.record_consent(pid, version, False, turn.lang, turn.now)
@@ -135,8 +140,9 @@ def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
     return None
 
 
-@action("save_idea")
-def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
+def keep_idea(turn: "Turn", text: str, workshop_id: int | None = None) -> tuple[int, list[str]]:
+    """Store an idea with its embedding and field suggestion; returns its id and the
+    suggested fields, best first. Memory (index, groups) learns it after the commit."""
     pid, nlp = turn.conv.participant_id, turn.nlp
     vector, suggestions = None, []
     if nlp is not None:
@@ -152,21 +158,46 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
         updated_at=turn.now,
         embedding=vector,
         embedding_model=nlp.model if nlp else None,
+        workshop_id=workshop_id,
     )
     turn.store.audit(turn.now, "participant", "idea.created", f"idea:{idea_id}")
-    turn.data.update(idea_id=idea_id, idea_text=text, suggestions=[f for f, _ in suggestions])
     if nlp is not None and vector is not None:
         best, now = suggestions[0], turn.now
         turn.after_commit.append(lambda: nlp.remember(idea_id, pid, best, vector, now))
+    return idea_id, [f for f, _ in suggestions]
+
+
+def field_label(turn: "Turn", field: str | None, language: str) -> str:
+    try:
+        return turn.engine.taxonomy.get(field).label(language)
+    except KeyError:  # none suggested yet, or a field an operator has since removed
+        return turn.engine.catalogue.text(language, "workshop_no_field")
+
+
+@action("save_idea")
+def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
+    """Keep the idea; one written through a workshop's private link also counts for that
+    workshop while it runs, and its group hears of it without a name."""
+    joined = turn.store.workshop(turn.data.get("workshop", -1))
+    if joined is not None and joined["ended_at"] is not None:
+        turn.data.pop("workshop")
+        joined = None
+    idea_id, suggestions = keep_idea(turn, text, joined["id"] if joined else None)
+    turn.data.update(idea_id=idea_id, idea_text=text, suggestions=suggestions)
+    if joined is not None:
+        language = joined["language"]
+        notice = turn.engine.catalogue.text(
+            language,
+            "workshop_private_idea",
+            number=len(turn.store.workshop_ideas(joined["id"])),
+            field=field_label(turn, suggestions[0] if suggestions else None, language),
+        )
+        turn.out.append(Outbound(notice, to=joined["address"]))
     return None
 
 
-@action("confirm_field")
-def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
-    if value == "other":
-        return None
-    idea_id = turn.data["idea_id"]
-    field = None if value == "unsure" else value
+def confirm(turn: "Turn", idea_id: int, field: str | None) -> None:
+    """The author's own choice of field; teaches the suggester after the commit."""
     turn.store.update_idea(idea_id, confirmed_field=field, updated_at=turn.now)
     turn.store.audit(
         turn.now, "participant", "idea.field_confirmed", f"idea:{idea_id}", field=field
@@ -175,6 +206,12 @@ def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
     if turn.nlp is not None and idea and idea["embedding"] is not None:
         vector, nlp, now = from_blob(idea["embedding"]), turn.nlp, turn.now
         turn.after_commit.append(lambda: nlp.confirm(idea_id, field, vector, now))
+
+
+@action("confirm_field")
+def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
+    if value != "other":
+        confirm(turn, turn.data["idea_id"], None if value == "unsure" else value)
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mitreden.flows import actions
+from mitreden.flows import actions, workshop
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import ChoiceSpec, Flow, Step
 from mitreden.flows.messages import Attachment, Choice, Inbound, Outbound
@@ -59,10 +59,12 @@ class Turn:
         self.out: list[Outbound] = []
         self.after_commit: list[Callable[[], None]] = []
         self.erased = False
+        # A group speaks its workshop's language, whatever a member chose privately.
+        self.language: str | None = None
 
     @property
     def lang(self) -> str:
-        return self.conv.language
+        return self.language or self.conv.language
 
     @property
     def data(self) -> dict[str, Any]:
@@ -130,14 +132,31 @@ class Engine:
         stamp = now.isoformat(timespec="seconds")
         return Conversation(participant, "", language, {}, stamp, stamp)
 
+    def poll_posted(self, ref: int, poll_key: str, message_key: str) -> None:
+        """The platform's ids of a poll the engine asked for (`Poll.ref`)."""
+        with self.store.transaction():
+            self.store.poll_posted(ref, poll_key, message_key)
+
+    def poll_counted(self, poll_key: str, counts: list[int]) -> None:
+        """A poll's vote counts as they stand; the latest wins, so repeats do no harm."""
+        with self.store.transaction():
+            if not self.store.count_poll(poll_key, counts):
+                log.info("vote counts for a poll that is closed or not ours; ignored")
+
     def _dispatch(self, turn: Turn, is_new: bool) -> None:
+        command, rest = self._command(turn)
+        if turn.msg.room is not None:
+            workshop.handle(turn, command, rest)
+            return
         if turn.msg.media is not None:
             turn.say("media_not_text")
             self.reprompt(turn)
             return
-        command = self._command(turn)
         if is_new and command in (None, "start"):
-            self.enter(turn, self.flow.start)
+            if command is None:
+                self.enter(turn, self.flow.start)
+            else:
+                self._start(turn, rest)
             return
         if not is_new and self._idle(turn):
             turn.say("idle_restart")
@@ -146,7 +165,7 @@ class Engine:
                 self._restart(turn)
                 return
         if command is not None:
-            self._run_command(turn, command)
+            self._run_command(turn, command, rest)
             return
         step = self.flow.steps.get(turn.conv.step)
         if step is None or step.end:
@@ -160,17 +179,36 @@ class Engine:
 
     # commands
 
-    def _command(self, turn: Turn) -> str | None:
-        match = COMMAND.match(clean(turn.msg.text)) if turn.msg.choice is None else None
+    def _command(self, turn: Turn) -> tuple[str | None, str]:
+        """The command named and the text after it, e.g. ("idea", "Mehr Bänke") for
+        "/idee Mehr Bänke"; (None, "") for anything that is not a command."""
+        text = clean(turn.msg.text)
+        match = COMMAND.match(text) if turn.msg.choice is None else None
         if match is None:
-            return None
-        return self.flow.commands.get(match.group(1).casefold(), "unknown")
+            return None, ""
+        command = self.flow.commands.get(match.group(1).casefold(), "unknown")
+        return command, text[match.end() :].strip()
 
-    def _run_command(self, turn: Turn, command: str) -> None:
+    def _start(self, turn: Turn, payload: str) -> None:
+        """A fresh start; through a workshop's link, the ideas also count for that workshop."""
+        turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+        code = workshop.join_code(payload)
+        if code is not None:
+            joined = self.store.workshop_by_code(code)
+            if joined is not None and joined["ended_at"] is None:
+                turn.data["workshop"] = joined["id"]
+                turn.say("workshop_private_welcome", title=joined["title"])
+            else:
+                turn.say("workshop_link_old")
+        self.enter(turn, self.flow.start)
+
+    def _run_command(self, turn: Turn, command: str, rest: str = "") -> None:
         here = turn.conv.step
         if command == "start":
-            turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
-            self.enter(turn, self.flow.start)
+            self._start(turn, rest)
+        elif command in workshop.GROUP_COMMANDS:
+            turn.say("workshop_group_only")
+            self.reprompt(turn)
         elif command in ("language", "delete"):
             target = "language" if command == "language" else "confirm_delete"
             if here not in ("", target):

@@ -12,6 +12,10 @@ class Inbound:
     replies go on the platform; the engine keeps it only if the person asks to be notified.
     `key` is the platform's id for this message: one delivered twice is answered once.
     `media` names what was sent instead of text (photo, voice, ...); it is never stored.
+
+    In a group, `room` is the adapter's keyed hash of the group's id (`address` is then the
+    group, where replies go), `room_admin` says the platform counts the sender as an admin of
+    it, and `event="added"` says the sender just added the bot to it.
     """
 
     channel: str
@@ -21,12 +25,19 @@ class Inbound:
     address: str | None = None
     key: str | None = None
     media: str | None = None
+    room: str | None = None
+    room_admin: bool = False
+    event: str | None = None
 
 
 @dataclass(frozen=True)
 class Choice:
+    """A button. With `private_start` it opens a private chat with the bot instead, which
+    begins with `/start <value>` (Telegram's deep links)."""
+
     value: str
     label: str
+    private_start: bool = False
 
 
 @dataclass(frozen=True)
@@ -37,7 +48,26 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class Poll:
+    """A native poll with multiple answers. `ref` is the engine's id for it: the adapter reports
+    the platform's ids back through `Engine.poll_posted`, and vote counts through
+    `Engine.poll_counted`."""
+
+    question: str
+    options: tuple[str, ...]
+    ref: int
+
+
+@dataclass(frozen=True)
 class Outbound:
+    """One message to send. `to` is an address other than the chat the inbound came from;
+    `edit` replaces the message whose button was pressed, where the platform can;
+    `close_poll` is a message key from `Engine.poll_posted` whose poll voting ends now."""
+
     text: str
     choices: tuple[Choice, ...] = ()
     attachment: Attachment | None = None
+    to: str | None = None
+    edit: bool = False
+    poll: Poll | None = None
+    close_poll: str | None = None

@@ -144,4 +144,39 @@ def _deliveries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX deliveries_at ON deliveries(at)")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_initial, _clusters, _deliveries]
+def _workshops(db: sqlite_utils.Database) -> None:
+    """Group sessions (workshop mode): rooms the bot was added to, sessions, their polls.
+
+    A room is kept by its pseudonymous id; `address` is the platform's id of the group chat,
+    needed to post there. Who added the bot and who leads a session are pseudonymous ids that
+    erasure clears. A poll keeps only idea ids and vote counts: its option texts are rebuilt
+    from the ideas when shown, so an erased idea leaves no words behind."""
+    db.execute(
+        "CREATE TABLE rooms (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, "
+        "room TEXT NOT NULL, address TEXT NOT NULL, added_by TEXT, added_at TEXT NOT NULL, "
+        "UNIQUE (channel, room))"
+    )
+    db.execute(
+        "CREATE TABLE workshops (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "room_id INTEGER NOT NULL REFERENCES rooms(id), title TEXT NOT NULL, "
+        "code TEXT NOT NULL UNIQUE, language TEXT NOT NULL, facilitator TEXT, "
+        "started_at TEXT NOT NULL, ended_at TEXT)"
+    )
+    db.execute("CREATE INDEX workshops_room ON workshops(room_id)")
+    db.execute("ALTER TABLE ideas ADD COLUMN workshop_id INTEGER REFERENCES workshops(id)")
+    db.execute("CREATE INDEX ideas_workshop ON ideas(workshop_id)")
+    db.execute(
+        "CREATE TABLE polls (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "workshop_id INTEGER NOT NULL REFERENCES workshops(id), options TEXT NOT NULL, "
+        "counts TEXT, poll_key TEXT, message_key TEXT, created_at TEXT NOT NULL, "
+        "closed_at TEXT)"
+    )
+    db.execute("CREATE INDEX polls_key ON polls(poll_key)")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _initial,
+    _clusters,
+    _deliveries,
+    _workshops,
+]

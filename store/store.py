@@ -408,6 +408,102 @@ class Store:
         if self._one("SELECT id FROM clusters WHERE id = ?", (cluster_id,)) is None:
             raise StoreError(f"there is no group {cluster_id}")
 
+    # workshops in group chats (see flows/workshop.py)
+
+    def add_room(self, channel: str, room: str, address: str, added_by: str, now: str) -> int:
+        """Remember a group the bot was added to, and by whom: they may lead sessions there."""
+        self.db.execute(
+            "INSERT INTO rooms (channel, room, address, added_by, added_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel, room) DO UPDATE SET address = excluded.address, "
+            "added_by = excluded.added_by, added_at = excluded.added_at",
+            (channel, room, address, added_by, now),
+        )
+        return self.room(channel, room)["id"]
+
+    def room(self, channel: str, room: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM rooms WHERE channel = ? AND room = ?", (channel, room))
+
+    def room_id(self, channel: str, room: str, address: str, now: str) -> int:
+        """The room's row, made on first sight when nobody told us who added the bot."""
+        found = self.room(channel, room)
+        if found is not None:
+            return found["id"]
+        cursor = self.db.execute(
+            "INSERT INTO rooms (channel, room, address, added_at) VALUES (?, ?, ?, ?)",
+            (channel, room, address, now),
+        )
+        return cursor.lastrowid
+
+    def start_workshop(
+        self, room_id: int, title: str, code: str, language: str, facilitator: str, now: str
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO workshops (room_id, title, code, language, facilitator, started_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (room_id, title, code, language, facilitator, now),
+        )
+        return cursor.lastrowid
+
+    def _workshops(self, where: str, params: tuple) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT w.*, r.channel, r.room, r.address, r.added_by FROM workshops w "
+            f"JOIN rooms r ON r.id = w.room_id WHERE {where} ORDER BY w.id",
+            params,
+        )
+
+    def running_workshop(self, channel: str, room: str) -> dict[str, Any] | None:
+        found = self._workshops(
+            "r.channel = ? AND r.room = ? AND w.ended_at IS NULL", (channel, room)
+        )
+        return found[-1] if found else None
+
+    def workshop(self, workshop_id: int) -> dict[str, Any] | None:
+        found = self._workshops("w.id = ?", (workshop_id,))
+        return found[0] if found else None
+
+    def workshop_by_code(self, code: str) -> dict[str, Any] | None:
+        found = self._workshops("w.code = ?", (code,))
+        return found[0] if found else None
+
+    def end_workshop(self, workshop_id: int, now: str) -> None:
+        self.db.execute("UPDATE workshops SET ended_at = ? WHERE id = ?", (now, workshop_id))
+
+    def workshop_ideas(self, workshop_id: int) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM ideas WHERE workshop_id = ? ORDER BY id", (workshop_id,))
+
+    def add_poll(self, workshop_id: int, options: list[list[int]], now: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO polls (workshop_id, options, created_at) VALUES (?, ?, ?)",
+            (workshop_id, json.dumps(options), now),
+        )
+        return cursor.lastrowid
+
+    def poll_posted(self, poll_id: int, poll_key: str, message_key: str) -> None:
+        self.db.execute(
+            "UPDATE polls SET poll_key = ?, message_key = ? WHERE id = ?",
+            (poll_key, message_key, poll_id),
+        )
+
+    def count_poll(self, poll_key: str, counts: list[int]) -> bool:
+        """Keep a poll's latest vote counts; False if the poll is not one of ours or closed."""
+        cursor = self.db.execute(
+            "UPDATE polls SET counts = ? WHERE poll_key = ? AND closed_at IS NULL",
+            (json.dumps(counts), poll_key),
+        )
+        return cursor.rowcount == 1
+
+    def polls(self, workshop_id: int) -> list[dict[str, Any]]:
+        rows = self._all("SELECT * FROM polls WHERE workshop_id = ? ORDER BY id", (workshop_id,))
+        for row in rows:
+            row["options"] = json.loads(row["options"])
+            row["counts"] = json.loads(row["counts"]) if row["counts"] else None
+        return rows
+
+    def close_poll(self, poll_id: int, now: str) -> None:
+        self.db.execute(
+            "UPDATE polls SET closed_at = ? WHERE id = ? AND closed_at IS NULL", (now, poll_id)
+        )
+
     # audit
 
     def audit(self, at: str, actor: str, action: str, subject: str = "", **detail: Any) -> None:
@@ -445,6 +541,13 @@ class Store:
             "contacts": self._all(
                 "SELECT * FROM contacts WHERE participant_id = ?", (participant_id,)
             ),
+            "workshops_led": self._all(
+                "SELECT id, title, started_at, ended_at FROM workshops WHERE facilitator = ?",
+                (participant_id,),
+            ),
+            "rooms_added": self._all(
+                "SELECT channel, added_at FROM rooms WHERE added_by = ?", (participant_id,)
+            ),
         }
 
     def erase_participant(self, participant_id: str) -> dict[str, int]:
@@ -459,6 +562,13 @@ class Store:
             counts[table] = self.db.execute(
                 f"DELETE FROM {table} WHERE {column} = ?", (participant_id,)
             ).rowcount
+        # They no longer lead a workshop or count as who brought the bot into a group.
+        counts["workshops_led"] = self.db.execute(
+            "UPDATE workshops SET facilitator = NULL WHERE facilitator = ?", (participant_id,)
+        ).rowcount
+        counts["rooms_added"] = self.db.execute(
+            "UPDATE rooms SET added_by = NULL WHERE added_by = ?", (participant_id,)
+        ).rowcount
         # Their group memberships went with their ideas; a group they alone made goes too.
         counts["clusters"] = self._drop_empty_clusters(keep_named=False)
         return counts
