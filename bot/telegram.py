@@ -1,9 +1,13 @@
 """The Telegram channel: python-telegram-bot's Application in front of the engine.
 
-Private chats only for now: text and commands go to the engine as typed, a pressed inline
-button as its value, and anything else (photo, voice, sticker, file, location) as `media`, so
-the engine answers in the person's language and nothing of it is kept. Replies come back as
-messages of at most 4,096 characters with the choices as inline keyboards.
+In private chats, text and commands go to the engine as typed, a pressed inline button as its
+value, and anything else (photo, voice, sticker, file, location) as `media`, so the engine
+answers in the person's language and nothing of it is kept. Replies come back as messages of
+at most 4,096 characters with the choices as inline keyboards.
+
+In groups (workshop mode) only commands for this bot, button presses, the bot being added,
+and vote counts of its polls go to the engine; members' chatter never does. Telegram tells us
+who is an admin of the group (getChatMember); the engine decides what that allows.
 
 Updates are processed one after another (PTB's default), and the engine runs in one worker
 thread: SQLite and the embedding model are used from one thread per process, and the event
@@ -16,28 +20,37 @@ import asyncio
 import hashlib
 import io
 import logging
+import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from telegram import (
     BotCommand,
+    BotCommandScopeAllGroupChats,
+    ChatMember,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
     Message,
     Update,
 )
+from telegram.error import BadRequest
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     ContextTypes,
     MessageHandler,
+    PollHandler,
     filters,
 )
 
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.messages import Poll
 from mitreden.identity import Pseudonymizer
 
 CHANNEL = "telegram"
@@ -45,6 +58,8 @@ MAX_TEXT = 4096
 MEDIA = ("photo", "sticker", "voice", "audio", "video", "video_note", "document", "location")
 # The command menu is set per user language; German is also the default for everyone else.
 MENU_LANGUAGES = {"de": "de", "en": "en"}
+LEADS = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
+ADDRESSED = re.compile(r"^/\w+@(\w+)")
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +78,16 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
 class ButtonValues:
     """Telegram carries at most 64 bytes of button data; a longer choice value (an operator's
     taxonomy id, say) travels as a short hash and is looked up when the button is pressed.
-    After a restart such an old button reads as stale, and the engine asks again."""
+    After a restart such an old button reads as stale, and the engine asks again.
+
+    A `private_start` choice becomes a link button: a deep link that opens a private chat
+    with the bot, starting with `/start <value>`."""
 
     LIMIT = 64
 
     def __init__(self) -> None:
         self._long: dict[str, str] = {}
+        self.bot_username = ""
 
     def data(self, value: str) -> str:
         if len(value.encode("utf-8")) <= self.LIMIT:
@@ -83,12 +102,17 @@ class ButtonValues:
     def keyboard(self, message: Outbound) -> InlineKeyboardMarkup | None:
         if not message.choices:
             return None
-        return InlineKeyboardMarkup(
-            [
-                [InlineKeyboardButton(c.label, callback_data=self.data(c.value))]
-                for c in message.choices
-            ]
-        )
+        rows = []
+        for choice in message.choices:
+            if choice.private_start:
+                link = f"https://t.me/{self.bot_username}"
+                link += f"?start={choice.value}" if choice.value else ""
+                rows.append([InlineKeyboardButton(choice.label, url=link)])
+            else:
+                rows.append(
+                    [InlineKeyboardButton(choice.label, callback_data=self.data(choice.value))]
+                )
+        return InlineKeyboardMarkup(rows)
 
 
 def media_kind(message: Message) -> str:
@@ -119,6 +143,10 @@ class TelegramChannel:
         self.app.add_handler(
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_media)
         )
+        groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+        self.app.add_handler(MessageHandler(groups & filters.COMMAND, self._on_group_command))
+        self.app.add_handler(ChatMemberHandler(self._on_added, ChatMemberHandler.MY_CHAT_MEMBER))
+        self.app.add_handler(PollHandler(self._on_poll))
         self.app.add_error_handler(self._on_error)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -131,35 +159,77 @@ class TelegramChannel:
             menu = catalogue.entries(language, "command_menu")
             commands = [BotCommand(name, text) for name, text in menu.items()]
             await app.bot.set_my_commands(commands, language_code=code)
+            menu = catalogue.entries(language, "group_command_menu")
+            in_groups = [BotCommand(name, text) for name, text in menu.items()]
+            scope = BotCommandScopeAllGroupChats()
+            await app.bot.set_my_commands(in_groups, scope=scope, language_code=code)
             if language == "de":
                 await app.bot.set_my_commands(commands)
+                await app.bot.set_my_commands(in_groups, scope=scope)
+
+    async def _in_engine(self, call: Callable[..., Any], *args: object) -> Any:
+        """Run engine work in its one thread: SQLite and the model stay on that thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, call, *args)
 
     async def _handle(self, update: Update, inbound: Inbound) -> None:
-        loop = asyncio.get_running_loop()
-        replies = await loop.run_in_executor(self._worker, self.engine.handle, inbound)
+        replies = await self._in_engine(self.engine.handle, inbound)
         chat_id = update.effective_chat.id
+        pressed = update.callback_query.message if update.callback_query else None
         for reply in replies:
-            await self._send(chat_id, reply)
+            await self._send(int(reply.to) if reply.to else chat_id, reply, pressed)
 
-    async def _send(self, chat_id: int, reply: Outbound) -> None:
-        pieces = split_text(reply.text)
-        for n, piece in enumerate(pieces):
-            last = n == len(pieces) - 1
-            await self.app.bot.send_message(
-                chat_id, piece, reply_markup=self.buttons.keyboard(reply) if last else None
+    async def _send(self, chat_id: int, reply: Outbound, pressed: Message | None = None) -> None:
+        if reply.close_poll:
+            try:
+                await self.app.bot.stop_poll(chat_id, int(reply.close_poll))
+            except BadRequest as err:  # closed by hand in Telegram, or deleted
+                log.info("telegram: poll already closed: %s", err)
+        keyboard = self.buttons.keyboard(reply)
+        if reply.edit and pressed is not None and reply.to is None:
+            text = split_text(reply.text)[0]
+            await self.app.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=pressed.message_id, reply_markup=keyboard
             )
+        elif reply.text:
+            pieces = split_text(reply.text)
+            for n, piece in enumerate(pieces):
+                last = n == len(pieces) - 1
+                await self.app.bot.send_message(
+                    chat_id, piece, reply_markup=keyboard if last else None
+                )
+        if reply.poll is not None:
+            await self._send_poll(chat_id, reply.poll)
         if reply.attachment is not None:
             document = InputFile(
                 io.BytesIO(reply.attachment.content), filename=reply.attachment.filename
             )
             await self.app.bot.send_document(chat_id, document)
 
-    def _inbound(self, update: Update, **fields: str | None) -> Inbound:
+    async def _send_poll(self, chat_id: int, poll: Poll) -> None:
+        """Anonymous, so no member sees another's vote and the bot gets counts, not names."""
+        message = await self.app.bot.send_poll(
+            chat_id,
+            poll.question,
+            list(poll.options),
+            is_anonymous=True,
+            allows_multiple_answers=True,
+        )
+        await self._in_engine(
+            self.engine.poll_posted, poll.ref, message.poll.id, str(message.message_id)
+        )
+
+    def _inbound(self, update: Update, **fields: str | bool | None) -> Inbound:
+        chat = update.effective_chat
+        room = None
+        if chat.type != chat.PRIVATE:
+            room = self.pseudonymizer.participant(CHANNEL, f"chat:{chat.id}")
         return Inbound(
             CHANNEL,
             self.pseudonymizer.participant(CHANNEL, str(update.effective_user.id)),
-            address=str(update.effective_chat.id),
+            address=str(chat.id),
             key=str(update.update_id),
+            room=room,
             **fields,
         )
 
@@ -169,9 +239,36 @@ class TelegramChannel:
     async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         await query.answer()
-        if update.effective_chat is None or update.effective_chat.type != "private":
+        if update.effective_chat is None:  # a button under an inline-mode message: not ours
             return
         await self._handle(update, self._inbound(update, choice=self.buttons.value(query.data)))
+
+    async def _on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message, chat = update.effective_message, update.effective_chat
+        addressed = ADDRESSED.match(message.text or "")
+        if addressed and addressed.group(1).casefold() != self.buttons.bot_username.casefold():
+            return  # "/start@other_bot" is for another bot in the group
+        if message.sender_chat is not None:  # an admin posting anonymously as the group
+            admin = message.sender_chat.id == chat.id
+        else:
+            member = await context.bot.get_chat_member(chat.id, update.effective_user.id)
+            admin = member.status in LEADS
+        await self._handle(update, self._inbound(update, text=message.text, room_admin=admin))
+
+    async def _on_added(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        was, now = change.old_chat_member.status, change.new_chat_member.status
+        joined = was in (ChatMember.LEFT, ChatMember.BANNED) and now not in (
+            ChatMember.LEFT,
+            ChatMember.BANNED,
+        )
+        if joined and change.chat.type != change.chat.PRIVATE:
+            await self._handle(update, self._inbound(update, event="added"))
+
+    async def _on_poll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        poll = update.poll
+        counts = [option.voter_count for option in poll.options]
+        await self._in_engine(self.engine.poll_counted, poll.id, counts)
 
     async def _on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         kind = media_kind(update.effective_message)
@@ -181,6 +278,7 @@ class TelegramChannel:
         """Receive updates inside a running event loop, beside other work (and in tests)."""
         await self.app.initialize()
         await self._set_commands(self.app)
+        self.buttons.bot_username = self.app.bot.username
         await self.app.start()
         await self.app.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
 

