@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit
 
 from telegram import (
     BotCommand,
@@ -154,6 +155,8 @@ class TelegramChannel:
         log.warning("telegram: %s: %s", type(context.error).__name__, context.error)
 
     async def _set_commands(self, app: Application) -> None:
+        """At start-up: the command menus, and the bot's name for deep links."""
+        self.buttons.bot_username = app.bot.username
         catalogue: Catalogue = self.engine.catalogue
         for language, code in MENU_LANGUAGES.items():
             menu = catalogue.entries(language, "command_menu")
@@ -278,7 +281,6 @@ class TelegramChannel:
         """Receive updates inside a running event loop, beside other work (and in tests)."""
         await self.app.initialize()
         await self._set_commands(self.app)
-        self.buttons.bot_username = self.app.bot.username
         await self.app.start()
         await self.app.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
 
@@ -293,5 +295,23 @@ class TelegramChannel:
         """Receive updates until interrupted (Ctrl-C, SIGTERM); offsets are confirmed on exit."""
         try:
             self.app.run_polling(allowed_updates=Update.ALL_TYPES)
+        finally:
+            self._worker.shutdown(wait=True)
+
+    def run_webhook(self, url: str, host: str, port: int, secret: str) -> None:
+        """Let Telegram post updates to `url` (https, at a TLS proxy that forwards to
+        host:port) until interrupted. Posts without `secret` in their header are refused.
+
+        The webhook stays registered when we stop, so Telegram keeps what arrives meanwhile
+        and posts it after a restart."""
+        try:
+            self.app.run_webhook(
+                listen=host,
+                port=port,
+                url_path=urlsplit(url).path.lstrip("/"),
+                webhook_url=url,
+                secret_token=secret,
+                allowed_updates=Update.ALL_TYPES,
+            )
         finally:
             self._worker.shutdown(wait=True)

@@ -110,6 +110,7 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
     from mitreden.jobs import RegroupJob
     from mitreden.nlp.clusters import ClusterBook
 
+    webhook = settings.webhook() if regroup and settings.telegram_token else None
     engine = build_engine(settings)
     job = None
     if regroup and engine.nlp is not None:
@@ -121,13 +122,17 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
         if regroup and settings.telegram_token:
             from mitreden.bot.telegram import TelegramChannel
 
+            pseudonymizer = load_pseudonymizer(settings)
             channel = TelegramChannel(
                 engine,
-                load_pseudonymizer(settings),
+                pseudonymizer,
                 settings.telegram_token,
                 settings.telegram_api_base_url or None,
             )
-            channel.run_polling()
+            if webhook is None:
+                channel.run_polling()
+            else:
+                channel.run_webhook(*webhook, secret=pseudonymizer.token("telegram-webhook"))
         else:
             run_terminal(engine, load_pseudonymizer(settings), user)
     finally:

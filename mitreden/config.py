@@ -40,10 +40,31 @@ class Settings:
     """A bot token from @BotFather; `mitreden run` starts the Telegram channel when it is set."""
     telegram_api_base_url: str = ""
     """Another Bot API server (a local one, or tests'); empty means Telegram's own."""
+    telegram_webhook_url: str = ""
+    """The public https:// address Telegram posts updates to; empty means long polling."""
+    telegram_webhook_listen: str = "127.0.0.1:8443"
+    """Where `mitreden run` listens for those posts (plain HTTP behind a TLS reverse proxy)."""
 
     @property
     def secret_file(self) -> Path:
         return self.db.with_name(self.db.name + ".key")
+
+    def webhook(self) -> tuple[str, str, int] | None:
+        """(public URL, host, port) when Telegram should post updates to us, else None."""
+        if not self.telegram_webhook_url:
+            return None
+        if not self.telegram_webhook_url.startswith("https://"):
+            raise ConfigError(
+                f"telegram_webhook_url = {self.telegram_webhook_url!r}: Telegram only posts "
+                "to https:// addresses; put a TLS reverse proxy in front of mitreden"
+            )
+        host, _, port = self.telegram_webhook_listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(
+                f"telegram_webhook_listen = {self.telegram_webhook_listen!r}: "
+                "expected host:port, e.g. 127.0.0.1:8443"
+            )
+        return self.telegram_webhook_url, host, int(port)
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:

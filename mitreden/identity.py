@@ -20,6 +20,11 @@ class Pseudonymizer:
         message = f"{channel}\x00{platform_user_id}".encode()
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
+    def token(self, purpose: str) -> str:
+        """A secret of its own for `purpose` (such as Telegram's webhook secret), stable across
+        restarts and useless for telling who anyone is."""
+        return hmac.new(self._secret, f"token\x00{purpose}".encode(), hashlib.sha256).hexdigest()
+
 
 def load_pseudonymizer(settings: Settings) -> Pseudonymizer:
     """The configured secret, or the key file beside the database (created on first use)."""

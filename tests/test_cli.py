@@ -100,6 +100,20 @@ def test_bad_settings_get_a_clear_error_not_a_traceback(
     assert "Traceback" not in result.stderr
 
 
+def test_run_with_a_plain_http_webhook_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    result = run(
+        "run",
+        "--db",
+        str(tmp_path / "x.db"),
+        home=tmp_path,
+        MITREDEN_TELEGRAM_TOKEN="1:abc",
+        MITREDEN_TELEGRAM_WEBHOOK_URL="http://bot.example.org/hook",
+    )
+    assert result.returncode == 2
+    assert "only posts to https://" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
 def test_ideas_without_a_database_says_so(tmp_path: Path) -> None:
     result = run("ideas", "--db", str(tmp_path / "missing.db"), home=tmp_path)
     assert result.returncode == 2

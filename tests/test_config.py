@@ -44,3 +44,28 @@ def test_participant_ids_are_keyed_hashes_stable_per_key(tmp_path: Path) -> None
     assert settings.secret_file.stat().st_mode & 0o777 == 0o600
     other = load_settings(environ={"MITREDEN_SECRET": "another key"}, db=str(tmp_path / "a.db"))
     assert load_pseudonymizer(other).participant("telegram", "12345") != first
+
+
+@pytest.mark.parametrize(
+    ("url", "listen", "message"),
+    [
+        ("http://bot.example.org/hook", "127.0.0.1:8443", "only posts to https://"),
+        ("https://bot.example.org/hook", "8443", "expected host:port"),
+        ("https://bot.example.org/hook", "0.0.0.0:99999", "expected host:port"),
+        ("https://bot.example.org/hook", "localhost:port", "expected host:port"),
+    ],
+)
+def test_a_broken_webhook_setting_is_named(url: str, listen: str, message: str) -> None:
+    settings = load_settings(
+        environ={"MITREDEN_TELEGRAM_WEBHOOK_URL": url, "MITREDEN_TELEGRAM_WEBHOOK_LISTEN": listen}
+    )
+    with pytest.raises(ConfigError, match=message):
+        settings.webhook()
+
+
+def test_webhook_settings_from_the_environment() -> None:
+    settings = load_settings(
+        environ={"MITREDEN_TELEGRAM_WEBHOOK_URL": "https://bot.example.org/t/hook"}
+    )
+    assert settings.webhook() == ("https://bot.example.org/t/hook", "127.0.0.1", 8443)
+    assert load_settings(environ={}).webhook() is None

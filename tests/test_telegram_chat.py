@@ -1,6 +1,12 @@
 """Private conversations over Telegram: the real python-telegram-bot Application, our adapter
 and engine, and the Bot API test server playing Telegram and the residents."""
 
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,15 +157,16 @@ async def test_an_overlong_message_is_kept_and_a_shorter_one_asked_for(
     assert channel.engine.store.ideas() == [] and server.errors == []
 
 
-async def test_mitreden_run_starts_telegram_when_a_token_is_set(
-    server, catalogue, tmp_path
-) -> None:
-    import asyncio
-    import os
-    import signal
-    import sys
-    from pathlib import Path
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
+
+@pytest.mark.parametrize("receive", ["polling", "webhook"])
+async def test_mitreden_run_starts_telegram_when_a_token_is_set(
+    server, catalogue, tmp_path, receive: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
     env.update(
         HOME=str(tmp_path),
@@ -169,6 +176,14 @@ async def test_mitreden_run_starts_telegram_when_a_token_is_set(
         MITREDEN_TELEGRAM_API_BASE_URL=server.url,
         MITREDEN_LOG_LEVEL="INFO",
     )
+    if receive == "webhook":
+        # Telegram posts to https only; a TLS proxy forwards to where mitreden listens.
+        port = free_port()
+        server.tls_proxy("https://bot.example.org", f"http://127.0.0.1:{port}")
+        env.update(
+            MITREDEN_TELEGRAM_WEBHOOK_URL="https://bot.example.org/telegram/updates",
+            MITREDEN_TELEGRAM_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+        )
     mitreden = str(Path(sys.executable).parent / "mitreden")
     process = await asyncio.create_subprocess_exec(
         mitreden,
@@ -192,6 +207,16 @@ async def test_mitreden_run_starts_telegram_when_a_token_is_set(
     assert process.returncode == 0, stderr.decode()
     assert server.token not in stderr.decode(), "the token never reaches the log"
     assert server.commands_for("de") and server.unknown_methods == []
+    info = server.webhook_info()
+    if receive == "webhook":
+        assert info["url"] == "https://bot.example.org/telegram/updates"
+        # PTB registers the webhook just before it listens, so a first post may be refused
+        # and retried, as Telegram would; nothing may stay undelivered.
+        assert info["pending_update_count"] == 0
+        secret = server.webhook.get("secret_token", "")
+        assert len(secret) >= 32 and secret not in stderr.decode()
+    else:
+        assert info["url"] == ""
 
 
 async def test_an_edited_message_is_not_a_new_answer(channel, server, catalogue) -> None:
