@@ -7,13 +7,15 @@ at most 4,096 characters with the choices as inline keyboards.
 
 In groups (workshop mode) only commands for this bot, button presses, the bot being added,
 and vote counts of its polls go to the engine; members' chatter never does. Telegram tells us
-who is an admin of the group (getChatMember); the engine decides what that allows.
+who is an admin of the group (asked at most every 5 minutes); the engine decides what that
+allows.
 
 Updates are processed one after another (PTB's default), and the engine runs in one worker
 thread: SQLite and the embedding model are used from one thread per process, and the event
 loop stays free to receive while an idea is being embedded. Each update's id goes to the
 engine as its delivery key, so an update Telegram delivers again after a crash is answered
-once. Outgoing calls pass PTB's rate limiter (30 messages/s overall, 20/min per group).
+once. Outgoing calls pass PTB's rate limiter (30 messages/s overall, 20/min per group) from a
+queue per chat (`Outbox`), so a group at its limit holds up no one else.
 """
 
 import asyncio
@@ -21,7 +23,8 @@ import hashlib
 import io
 import logging
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,8 +62,10 @@ MAX_TEXT = 4096
 MEDIA = ("photo", "sticker", "voice", "audio", "video", "video_note", "document", "location")
 # The command menu is set per user language; German is also the default for everyone else.
 MENU_LANGUAGES = {"de": "de", "en": "en"}
-LEADS = (ChatMember.OWNER, ChatMember.ADMINISTRATOR)
 ADDRESSED = re.compile(r"^/\w+@(\w+)")
+# How long a group's list of admins is trusted before it is asked for again. Every call that
+# names a group counts against Telegram's 20 per minute for that group.
+ADMINS_FOR_SECONDS = 300.0
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +121,41 @@ class ButtonValues:
         return InlineKeyboardMarkup(rows)
 
 
+class Outbox:
+    """Replies wait here per chat, and one task per chat sends them in order.
+
+    Telegram lets a bot post 20 messages a minute into a group. While a busy workshop waits
+    for that, updates are still handled one after another and everyone else is answered at
+    once; only that group's own messages queue up."""
+
+    def __init__(self, send: Callable[[int, Outbound, Message | None], Awaitable[None]]) -> None:
+        self._send = send
+        self._queues: dict[int, asyncio.Queue[tuple[Outbound, Message | None]]] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    def put(self, chat_id: int, reply: Outbound, pressed: Message | None) -> None:
+        if chat_id not in self._queues:
+            self._queues[chat_id] = asyncio.Queue()
+            self._tasks[chat_id] = asyncio.create_task(self._drain(chat_id))
+        self._queues[chat_id].put_nowait((reply, pressed))
+
+    async def _drain(self, chat_id: int) -> None:
+        queue = self._queues[chat_id]
+        while not queue.empty():
+            reply, pressed = queue.get_nowait()
+            try:
+                await self._send(chat_id, reply, pressed)
+            except Exception as err:  # one failed message must not silence the chat
+                log.warning("telegram: sending failed: %s: %s", type(err).__name__, err)
+        # Nothing was awaited since the queue was found empty, so nothing can be left behind.
+        del self._queues[chat_id], self._tasks[chat_id]
+
+    async def flush(self) -> None:
+        """Wait until everything queued is sent (before stopping)."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks.values())
+
+
 def media_kind(message: Message) -> str:
     return next((kind for kind in MEDIA if getattr(message, kind, None)), "other")
 
@@ -132,11 +172,14 @@ class TelegramChannel:
         self.pseudonymizer = pseudonymizer
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.buttons = ButtonValues()
+        self.outbox = Outbox(self._send)
+        self._admins: dict[int, tuple[float, frozenset[int]]] = {}
         builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
         if api_base_url:
             base = api_base_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
-        self.app: Application = builder.post_init(self._set_commands).build()
+        builder = builder.post_init(self._set_commands).post_stop(self._flush)
+        self.app: Application = builder.build()
         # New messages only: an edit of an earlier message is not a new answer.
         private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
         self.app.add_handler(MessageHandler(private & filters.TEXT, self._on_text))
@@ -180,7 +223,10 @@ class TelegramChannel:
         chat_id = update.effective_chat.id
         pressed = update.callback_query.message if update.callback_query else None
         for reply in replies:
-            await self._send(int(reply.to) if reply.to else chat_id, reply, pressed)
+            self.outbox.put(int(reply.to) if reply.to else chat_id, reply, pressed)
+
+    async def _flush(self, app: Application) -> None:
+        await self.outbox.flush()
 
     async def _send(self, chat_id: int, reply: Outbound, pressed: Message | None = None) -> None:
         if reply.close_poll:
@@ -254,9 +300,16 @@ class TelegramChannel:
         if message.sender_chat is not None:  # an admin posting anonymously as the group
             admin = message.sender_chat.id == chat.id
         else:
-            member = await context.bot.get_chat_member(chat.id, update.effective_user.id)
-            admin = member.status in LEADS
+            admin = update.effective_user.id in await self._admins_of(chat.id)
         await self._handle(update, self._inbound(update, text=message.text, room_admin=admin))
+
+    async def _admins_of(self, chat_id: int) -> frozenset[int]:
+        asked, admins = self._admins.get(chat_id, (float("-inf"), frozenset()))
+        if time.monotonic() - asked > ADMINS_FOR_SECONDS:
+            members = await self.app.bot.get_chat_administrators(chat_id)
+            admins = frozenset(member.user.id for member in members)
+            self._admins[chat_id] = (time.monotonic(), admins)
+        return admins
 
     async def _on_added(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         change = update.my_chat_member
@@ -288,6 +341,7 @@ class TelegramChannel:
         """Stop receiving, finish the updates in hand and confirm them to Telegram."""
         await self.app.updater.stop()
         await self.app.stop()
+        await self.outbox.flush()
         await self.app.shutdown()
         self._worker.shutdown(wait=True)
 

@@ -160,7 +160,7 @@ class Engine:
             return
         if not is_new and self._idle(turn):
             turn.say("idle_restart")
-            turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+            self._renew(turn)
             if command is None:
                 self._restart(turn)
                 return
@@ -189,9 +189,17 @@ class Engine:
         command = self.flow.commands.get(match.group(1).casefold(), "unknown")
         return command, text[match.end() :].strip()
 
+    def _renew(self, turn: Turn) -> None:
+        """Start the conversation over; ideas given in a group, waiting for the person's
+        answer to the privacy notice there, keep waiting."""
+        waiting = turn.data.get(workshop.WAITING)
+        turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+        if waiting:
+            turn.data[workshop.WAITING] = waiting
+
     def _start(self, turn: Turn, payload: str) -> None:
         """A fresh start; through a workshop's link, the ideas also count for that workshop."""
-        turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
+        self._renew(turn)
         code = workshop.join_code(payload)
         if code is not None:
             joined = self.store.workshop_by_code(code)

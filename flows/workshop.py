@@ -38,6 +38,8 @@ TITLE_CHARS = 120
 WAITING_LIMIT = 10  # ideas one member may have waiting for their consent
 FIELD_CHOICE = re.compile(r"^field:(\d+):([\w-]+)$")
 CONSENT_YES, CONSENT_NO = "consent:yes", "consent:no"
+# Where a member's group ideas wait in their conversation until they answer the notice.
+WAITING = "room_drafts"
 
 
 def join_code(payload: str) -> str | None:
@@ -125,7 +127,7 @@ def _idea(turn: "Turn", running: dict[str, Any] | None, text: str) -> None:
     elif turn.consented():
         _keep(turn, running, text)
     else:
-        waiting = turn.data.setdefault("room_drafts", [])
+        waiting = turn.data.setdefault(WAITING, [])
         if len(waiting) >= WAITING_LIMIT:
             turn.say("workshop_consent_first")
             return
@@ -165,7 +167,7 @@ def _press(turn: "Turn", value: str) -> None:
     """A button under one of the bot's group messages. Buttons belong to one member: a press
     by anyone else changes nothing and is not answered, so the group is not flooded."""
     if value in (CONSENT_YES, CONSENT_NO):
-        waiting = turn.data.pop("room_drafts", [])
+        waiting = turn.data.pop(WAITING, [])
         if not waiting:
             return
         if value == CONSENT_NO:

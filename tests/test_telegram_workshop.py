@@ -173,3 +173,20 @@ async def test_a_member_cannot_end_and_chatter_stays_unread(channel, server) -> 
         is None
     ), "members' chatter never reaches the engine"
     assert len(server.sent(group.chat)) == 2
+
+
+async def test_a_group_at_its_rate_limit_holds_up_no_private_answer(channel, server) -> None:
+    """Telegram allows 20 messages a minute into a group; PTB's limiter makes the rest wait.
+    Meanwhile a resident in a private chat is answered at once, and nothing is lost."""
+    group = Group(server)
+    asks = 23
+    for _ in range(asks):
+        group.says("mia", "/hilfe")
+    person = Person(server, "Pia")
+    person.says("/start")
+    await person.expect("Welche Sprache")
+    assert len(server.sent(group.chat)) < asks, "the group's replies are still waiting"
+    await server.wait_until(
+        lambda: len(server.sent(group.chat)) == asks, timeout=60, what="every group reply"
+    )
+    assert all("/idee" in m["text"] for m in server.sent(group.chat))

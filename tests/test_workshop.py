@@ -201,7 +201,7 @@ def test_declining_keeps_nothing_and_erasure_leaves_no_trace(engine, group) -> N
     assert "0 Ideen von 0 Personen" in group["admin"].text()
 
 
-def test_waiting_ideas_survive_a_restart(
+def test_waiting_ideas_survive_a_restart_and_a_private_start(
     make_engine: Callable[..., Engine], group: dict[str, Member]
 ) -> None:
     group["leader"].says("/workshop Neustart")
@@ -209,6 +209,7 @@ def test_waiting_ideas_survive_a_restart(
     group["ali"].says(f"/idee {IDEAS[2]}")
     assert "consent:yes" not in group["ali"].values(), "the question is asked once"
     restarted = make_engine()
+    restarted.handle(Inbound("test", "p-ali", text="/start"))  # a fresh private chat meanwhile
     ali = Member(restarted, "p-ali")
     ali.presses("consent:yes")
     assert ["Idee 1" in ali.text(), "Idee 2" in ali.text()] == [True, True]
