@@ -37,8 +37,11 @@ OPTION_CHARS = 100  # Telegram's limit for a poll option
 TITLE_CHARS = 120
 WAITING_LIMIT = 10  # ideas one member may have waiting for their consent
 FIELD_CHOICE = re.compile(r"^field:(\d+):([\w-]+)$")
-CONSENT_YES, CONSENT_NO = "consent:yes", "consent:no"
-# Where a member's group ideas wait in their conversation until they answer the notice.
+# A consent button names the question it belongs to, so a press on someone else's question
+# never answers one's own.
+CONSENT_CHOICE = re.compile(r"^consent:(yes|no):(\w+)$")
+# Where a member's group ideas wait in their conversation until they answer the notice:
+# {"ask": the question's id, "ideas": [{"workshop": id, "text": ...}]}.
 WAITING = "room_drafts"
 
 
@@ -80,14 +83,13 @@ def handle(turn: "Turn", command: str | None, rest: str) -> None:
     # Anything else in a group is talk among members (or for another bot): not ours to answer.
 
 
-def _may_lead(turn: "Turn", workshop: dict[str, Any] | None) -> bool:
-    pid = turn.conv.participant_id
+def _may_lead(turn: "Turn", running: dict[str, Any] | None) -> bool:
+    """Group admins, whoever added the bot, and whoever started the running session."""
     if turn.msg.room_admin:
         return True
-    if workshop is not None and pid in (workshop["facilitator"], workshop["added_by"]):
-        return True
     room = turn.store.room(turn.msg.channel, turn.msg.room)
-    return room is not None and room["added_by"] == pid
+    leaders = {room and room["added_by"], running and running["facilitator"]} - {None}
+    return turn.conv.participant_id in leaders
 
 
 def _start(turn: "Turn", running: dict[str, Any] | None, title: str) -> None:
@@ -127,19 +129,19 @@ def _idea(turn: "Turn", running: dict[str, Any] | None, text: str) -> None:
     elif turn.consented():
         _keep(turn, running, text)
     else:
-        waiting = turn.data.setdefault(WAITING, [])
-        if len(waiting) >= WAITING_LIMIT:
+        waiting = turn.data.setdefault(WAITING, {"ask": secrets.token_hex(4), "ideas": []})
+        if len(waiting["ideas"]) >= WAITING_LIMIT:
             turn.say("workshop_consent_first")
             return
-        waiting.append({"workshop": running["id"], "text": text})
-        if len(waiting) == 1:
+        waiting["ideas"].append({"workshop": running["id"], "text": text})
+        if len(waiting["ideas"]) == 1:
             text = "\n\n".join(
                 turn.text(key)
                 for key in ("workshop_consent_intro", "privacy_notice", "consent_question")
             )
             choices = (
-                Choice(CONSENT_YES, turn.text("consent_yes")),
-                Choice(CONSENT_NO, turn.text("consent_no")),
+                Choice(f"consent:yes:{waiting['ask']}", turn.text("consent_yes")),
+                Choice(f"consent:no:{waiting['ask']}", turn.text("consent_no")),
             )
             turn.out.append(Outbound(text, choices))
 
@@ -166,16 +168,18 @@ def _keep(turn: "Turn", workshop: dict[str, Any], text: str) -> None:
 def _press(turn: "Turn", value: str) -> None:
     """A button under one of the bot's group messages. Buttons belong to one member: a press
     by anyone else changes nothing and is not answered, so the group is not flooded."""
-    if value in (CONSENT_YES, CONSENT_NO):
-        waiting = turn.data.pop(WAITING, [])
-        if not waiting:
+    consent = CONSENT_CHOICE.match(value)
+    if consent is not None:
+        waiting = turn.data.get(WAITING)
+        if not waiting or waiting["ask"] != consent.group(2):
             return
-        if value == CONSENT_NO:
+        del turn.data[WAITING]
+        if consent.group(1) == "no":
             turn.out.append(Outbound(turn.text("workshop_declined"), edit=True))
             return
         actions.give_consent(turn)
         turn.out.append(Outbound(turn.text("workshop_consent_thanks"), edit=True))
-        for draft in waiting:
+        for draft in waiting["ideas"]:
             workshop = turn.store.workshop(draft["workshop"])
             if workshop is not None:
                 _keep(turn, workshop, draft["text"])

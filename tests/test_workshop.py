@@ -59,12 +59,16 @@ def group(engine: Engine) -> dict[str, Member]:
     return people
 
 
+def notice_buttons(member: Member) -> list[str]:
+    return [v for v in member.values() if v.startswith("consent:")]
+
+
 def contribute(member: Member, text: str) -> list[str]:
     """/idee, the privacy notice once, consent; returns the field buttons' values."""
     member.says(f"/idee {text}")
-    if "consent:yes" in member.values():
+    if notice_buttons(member):
         assert "Datenschutz" in member.text()
-        member.presses("consent:yes")
+        member.presses(notice_buttons(member)[0])
     assert "ist gespeichert" in member.text()
     return member.values()
 
@@ -81,12 +85,17 @@ def test_a_workshop_with_three_members_a_poll_and_a_summary(engine, group) -> No
     assert link.private_start and link.value.startswith("ws-")
 
     mia.says(f"/idee {IDEAS[0]}")
-    assert mia.values() == ["consent:yes", "consent:no"]
+    yes, no = mia.values()
+    assert yes.startswith("consent:yes:") and no.startswith("consent:no:")
     assert "Datenschutz" in mia.text()
-    assert ali.presses("consent:yes") == [], "a press on someone else's question changes nothing"
+    assert ali.presses(yes) == [], "a press on someone else's question changes nothing"
+    ali.says(f"/idee {IDEAS[1]}")
+    ali_yes = notice_buttons(ali)[0]
+    assert ali_yes != yes
+    assert ali.presses(yes) == [], "not even for someone with a question of their own"
     waiting = [table for table, _ in rows_mentioning(engine.store.path, "Steckdosen")]
     assert waiting == ["conversations"], "until she answers, her words only wait for her"
-    mia.presses("consent:yes")
+    mia.presses(yes)
     assert mia.replies[0].edit and "Danke" in mia.replies[0].text
     assert "Idee 1 ist gespeichert" in mia.replies[1].text
     field_buttons = mia.values()
@@ -97,8 +106,9 @@ def test_a_workshop_with_three_members_a_poll_and_a_summary(engine, group) -> No
 
     # A second idea from the same member asks no second time.
     mia.says("/idee Kostenlose Workshops zum Programmieren für Mädchen in der Bibliothek")
-    assert "Idee 2 ist gespeichert" in mia.text() and "consent:yes" not in mia.values()
-    contribute(ali, IDEAS[1])
+    assert "Idee 2 ist gespeichert" in mia.text() and not notice_buttons(mia)
+    ali.presses(ali_yes)
+    assert "Idee 3 ist gespeichert" in ali.text()
 
     # Jo gives an idea privately through the link; the group hears of it without a name.
     jo_private = Inbound("test", "p-jo", text=f"/start {link.value}", address="jo-chat")
@@ -184,7 +194,7 @@ def test_declining_keeps_nothing_and_erasure_leaves_no_trace(engine, group) -> N
     group["leader"].says("/workshop Datenschutz")
     jo = group["jo"]
     jo.says("/idee Ein Geheimnis über mich: ich wohne in der Musterstraße 5")
-    jo.presses("consent:no")
+    jo.presses(notice_buttons(jo)[1])
     assert "nicht gespeichert" in jo.text()
     assert rows_mentioning(engine.store.path, "Musterstraße") == []
 
@@ -205,13 +215,14 @@ def test_waiting_ideas_survive_a_restart_and_a_private_start(
     make_engine: Callable[..., Engine], group: dict[str, Member]
 ) -> None:
     group["leader"].says("/workshop Neustart")
-    group["ali"].says(f"/idee {IDEAS[1]}")
+    asked = group["ali"].says(f"/idee {IDEAS[1]}")
     group["ali"].says(f"/idee {IDEAS[2]}")
-    assert "consent:yes" not in group["ali"].values(), "the question is asked once"
+    assert not notice_buttons(group["ali"]), "the question is asked once"
+    yes = [v for r in asked for c in r.choices if (v := c.value).startswith("consent:yes")]
     restarted = make_engine()
     restarted.handle(Inbound("test", "p-ali", text="/start"))  # a fresh private chat meanwhile
     ali = Member(restarted, "p-ali")
-    ali.presses("consent:yes")
+    ali.presses(yes[0])
     assert ["Idee 1" in ali.text(), "Idee 2" in ali.text()] == [True, True]
     assert len(restarted.store.workshop_ideas(1)) == 2
 
@@ -239,7 +250,8 @@ def test_broken_group_input_gets_a_clear_answer_or_silence(engine, group, hostil
 
 
 @pytest.mark.parametrize(
-    "value", ["field:999:mobilitaet", "field:1:", "field:x:y", "consent:yes", "", "a" * 500]
+    "value",
+    ["field:999:mobilitaet", "field:1:", "field:x:y", "consent:yes", "consent:yes:", "", "a" * 500],
 )
 def test_forged_buttons_change_nothing(engine, group, value) -> None:
     group["leader"].says("/workshop Test")
