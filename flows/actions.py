@@ -189,7 +189,7 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
         notice = turn.engine.catalogue.text(
             language,
             "workshop_private_idea",
-            number=len(turn.store.workshop_ideas(joined["id"])),
+            number=turn.store.workshop_number(joined["id"], idea_id),
             field=field_label(turn, suggestions[0] if suggestions else None, language),
         )
         turn.out.append(Outbound(notice, to=joined["address"]))

@@ -146,14 +146,9 @@ def _idea(turn: "Turn", running: dict[str, Any] | None, text: str) -> None:
             turn.out.append(Outbound(text, choices))
 
 
-def _number(turn: "Turn", workshop_id: int, idea_id: int) -> int:
-    ids = [idea["id"] for idea in turn.store.workshop_ideas(workshop_id)]
-    return ids.index(idea_id) + 1 if idea_id in ids else 0
-
-
 def _keep(turn: "Turn", workshop: dict[str, Any], text: str) -> None:
     idea_id, suggestions = actions.keep_idea(turn, text, workshop["id"])
-    number = _number(turn, workshop["id"], idea_id)
+    number = turn.store.workshop_number(workshop["id"], idea_id)
     best = actions.field_label(turn, suggestions[0] if suggestions else None, turn.lang)
     choices = [
         Choice(f"field:{idea_id}:{field}", actions.field_label(turn, field, turn.lang))
@@ -189,8 +184,11 @@ def _press(turn: "Turn", value: str) -> None:
     if idea is None or idea["participant_id"] != turn.conv.participant_id:
         return
     field = None if match.group(2) == "unsure" else match.group(2)
+    fields = {leaf.id for leaf in turn.engine.taxonomy.leaves}
+    if idea["workshop_id"] is None or (field is not None and field not in fields):
+        return  # not a button we made: a forged or outdated value
     actions.confirm(turn, idea["id"], field)
-    number = _number(turn, idea["workshop_id"], idea["id"])
+    number = turn.store.workshop_number(idea["workshop_id"], idea["id"])
     label = actions.field_label(turn, field, turn.lang)
     turn.out.append(
         Outbound(turn.text("workshop_field_set", number=number, field=label), edit=True)

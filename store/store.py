@@ -468,6 +468,12 @@ class Store:
     def end_workshop(self, workshop_id: int, now: str) -> None:
         self.db.execute("UPDATE workshops SET ended_at = ? WHERE id = ?", (now, workshop_id))
 
+    def workshop_number(self, workshop_id: int, idea_id: int) -> int:
+        """An idea's place in its workshop (1, 2, …): how the group refers to it, not by name."""
+        return self.db.execute(
+            "SELECT count(*) FROM ideas WHERE workshop_id = ? AND id <= ?", (workshop_id, idea_id)
+        ).fetchone()[0]
+
     def workshop_ideas(self, workshop_id: int) -> list[dict[str, Any]]:
         return self._all("SELECT * FROM ideas WHERE workshop_id = ? ORDER BY id", (workshop_id,))
 

@@ -261,6 +261,16 @@ def test_forged_buttons_change_nothing(engine, group, value) -> None:
     assert engine.store.idea(1)["confirmed_field"] == before
 
 
+@pytest.mark.parametrize("value", ["field:1:erfunden", "field:2:unsure"])
+def test_the_author_cannot_forge_a_field_or_reach_a_private_idea(engine, group, value) -> None:
+    group["leader"].says("/workshop Test")
+    contribute(group["mia"], IDEAS[0])
+    engine.handle(Inbound("test", "p-mia", text=IDEAS[1]))  # her private idea 2
+    before = [engine.store.idea(i)["confirmed_field"] for i in (1, 2)]
+    assert group["mia"].presses(value) == []
+    assert [engine.store.idea(i)["confirmed_field"] for i in (1, 2)] == before
+
+
 def test_group_commands_in_private_and_private_commands_in_the_group(engine, group) -> None:
     replies = engine.handle(Inbound("test", "p-solo", text="/idee Mehr Bänke im Park bitte"))
     assert "Gruppe" in replies[0].text
