@@ -271,10 +271,10 @@ def _end(turn: "Turn", workshop: dict[str, Any]) -> None:
     turn.out.extend(_close_open_poll(turn, workshop["id"]))
     turn.store.end_workshop(workshop["id"], turn.now)
     turn.store.audit(turn.now, "participant", "workshop.ended", f"workshop:{workshop['id']}")
-    turn.say("workshop_summary", **summary(turn, workshop))
+    turn.say("workshop_summary", **_summary(turn, workshop))
 
 
-def summary(turn: "Turn", workshop: dict[str, Any]) -> dict[str, object]:
+def _summary(turn: "Turn", workshop: dict[str, Any]) -> dict[str, object]:
     """The parts of the closing message: counts, ideas per field, the last poll's result."""
     ideas = turn.store.workshop_ideas(workshop["id"])
     per_field: dict[str, int] = {}

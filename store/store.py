@@ -425,14 +425,11 @@ class Store:
 
     def room_id(self, channel: str, room: str, address: str, now: str) -> int:
         """The room's row, made on first sight when nobody told us who added the bot."""
-        found = self.room(channel, room)
-        if found is not None:
-            return found["id"]
-        cursor = self.db.execute(
-            "INSERT INTO rooms (channel, room, address, added_at) VALUES (?, ?, ?, ?)",
+        self.db.execute(
+            "INSERT OR IGNORE INTO rooms (channel, room, address, added_at) VALUES (?, ?, ?, ?)",
             (channel, room, address, now),
         )
-        return cursor.lastrowid
+        return self.room(channel, room)["id"]
 
     def start_workshop(
         self, room_id: int, title: str, code: str, language: str, facilitator: str, now: str
