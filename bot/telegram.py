@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -167,10 +167,21 @@ class TelegramChannel:
         pseudonymizer: Pseudonymizer,
         token: str,
         api_base_url: str | None = None,
+        worker: Executor | None = None,
+        webhook: tuple[str, str, int] | None = None,
+        secret: str = "",
     ) -> None:
+        """`worker` is the engine's one thread, when other channels share the engine.
+
+        Without `webhook`, updates come by long polling. With it (public https URL, host,
+        port), Telegram posts them to a TLS proxy that forwards them to host:port; posts
+        without `secret` in their header are refused. A webhook stays registered when we
+        stop, so Telegram keeps what arrives meanwhile and posts it after a restart."""
         self.engine = engine
+        self.webhook, self.secret = webhook, secret
         self.pseudonymizer = pseudonymizer
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+        self._own_worker = worker is None
+        self._worker = worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.buttons = ButtonValues()
         self.outbox = Outbox(self._send)
         self._admins: dict[int, tuple[float, frozenset[int]]] = {}
@@ -331,11 +342,24 @@ class TelegramChannel:
         await self._handle(update, self._inbound(update, media=kind))
 
     async def start(self, poll_timeout: int = 10) -> None:
-        """Receive updates inside a running event loop, beside other work (and in tests)."""
+        """Receive updates inside a running event loop, beside other channels."""
         await self.app.initialize()
         await self._set_commands(self.app)
         await self.app.start()
-        await self.app.updater.start_polling(timeout=poll_timeout, allowed_updates=Update.ALL_TYPES)
+        if self.webhook is None:
+            await self.app.updater.start_polling(
+                timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
+            )
+            return
+        url, host, port = self.webhook
+        await self.app.updater.start_webhook(
+            listen=host,
+            port=port,
+            url_path=urlsplit(url).path.lstrip("/"),
+            webhook_url=url,
+            secret_token=self.secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
 
     async def stop(self) -> None:
         """Stop receiving, finish the updates in hand and confirm them to Telegram."""
@@ -343,29 +367,5 @@ class TelegramChannel:
         await self.app.stop()
         await self.outbox.flush()
         await self.app.shutdown()
-        self._worker.shutdown(wait=True)
-
-    def run_polling(self) -> None:
-        """Receive updates until interrupted (Ctrl-C, SIGTERM); offsets are confirmed on exit."""
-        try:
-            self.app.run_polling(allowed_updates=Update.ALL_TYPES)
-        finally:
-            self._worker.shutdown(wait=True)
-
-    def run_webhook(self, url: str, host: str, port: int, secret: str) -> None:
-        """Let Telegram post updates to `url` (https, at a TLS proxy that forwards to
-        host:port) until interrupted. Posts without `secret` in their header are refused.
-
-        The webhook stays registered when we stop, so Telegram keeps what arrives meanwhile
-        and posts it after a restart."""
-        try:
-            self.app.run_webhook(
-                listen=host,
-                port=port,
-                url_path=urlsplit(url).path.lstrip("/"),
-                webhook_url=url,
-                secret_token=secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
-        finally:
+        if self._own_worker:
             self._worker.shutdown(wait=True)

@@ -11,7 +11,7 @@ from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import Flow, FlowError, Step
 from mitreden.flows.messages import Choice, Outbound
 from mitreden.nlp.pipeline import StoredIdea
-from mitreden.nlp.redact import KINDS, redact
+from mitreden.nlp.redact import redact
 from mitreden.store.store import IDEA_COLUMNS, from_blob
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def check(flow: Flow, catalogue: Catalogue) -> None:
 
 
 def redaction_labels(turn: "Turn") -> dict[str, str]:
-    return {kind: turn.text(f"redacted_{kind}") for kind in KINDS}
+    return turn.engine.catalogue.redaction_labels(turn.lang)
 
 
 # sources

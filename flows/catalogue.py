@@ -5,6 +5,7 @@ from typing import Any
 
 import yaml
 
+from mitreden.nlp.redact import KINDS
 from mitreden.yamlfile import load_yaml
 
 LANGUAGES = ("de", "en", "de-simple")
@@ -51,3 +52,7 @@ class Catalogue:
     def words(self, language: str, key: str) -> frozenset[str]:
         """A list entry (words the bot understands), lower-cased."""
         return frozenset(w.casefold() for w in self.messages[language][key])
+
+    def redaction_labels(self, language: str) -> dict[str, str]:
+        """What stands in for each kind of personal data that `nlp.redact` removes."""
+        return {kind: self.text(language, f"redacted_{kind}") for kind in KINDS}

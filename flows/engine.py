@@ -148,6 +148,9 @@ class Engine:
         if turn.msg.room is not None:
             workshop.handle(turn, command, rest)
             return
+        if turn.msg.event == "unreadable":
+            turn.say("unreadable")  # nothing was read, so the step stays as it was
+            return
         if turn.msg.media is not None:
             turn.say("media_not_text")
             self.reprompt(turn)

@@ -16,6 +16,9 @@ class Inbound:
     In a group, `room` is the adapter's keyed hash of the group's id (`address` is then the
     group, where replies go), `room_admin` says the platform counts the sender as an admin of
     it, and `event="added"` says the sender just added the bot to it.
+
+    `event="unreadable"` says a message came that the adapter cannot read yet (end-to-end
+    encrypted, its key still missing); the adapter sends it again as text once it can.
     """
 
     channel: str

@@ -2,23 +2,31 @@
 group and summarise them, and evaluate suggestion and grouping on labelled data."""
 
 import argparse
+import asyncio
 import csv
 import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from mitreden.bot import ChannelError
 from mitreden.config import ConfigError, Settings, load_settings
 from mitreden.evaluate import EvalDataError
 from mitreden.flows.catalogue import LANGUAGES, CatalogueError
 from mitreden.flows.definition import FlowError
 from mitreden.nlp.embedders import EmbedderError, make_embedder
 from mitreden.nlp.pipeline import IdeaNlp
-from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
+from mitreden.nlp.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store, StoreError
 
+if TYPE_CHECKING:
+    from mitreden.flows import Engine
+    from mitreden.identity import Pseudonymizer
+
 EXPECTED = (
+    ChannelError,
     ConfigError,
     StoreError,
     TaxonomyError,
@@ -68,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--field", help="only this action field (its id, or new-topics)")
     summary.add_argument("--format", choices=["md", "csv", "json"], default="md")
     summary.add_argument("--language", choices=list(LANGUAGES), default="de")
+    forward = commands.add_parser(
+        "forward",
+        parents=[common],
+        help="send the current summaries to the strategy team's Matrix room",
+    )
+    forward.add_argument("--field", help="only this action field (its id, or new-topics)")
+    forward.add_argument("--language", choices=list(LANGUAGES), help="default: moderator_language")
+    forward.add_argument(
+        "--wait", type=float, default=300.0, help="seconds to wait for a running mitreden to send"
+    )
     evaluate = commands.add_parser(
         "eval", parents=[common], help="measure suggestion and grouping on labelled texts"
     )
@@ -103,7 +121,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
-    """The terminal channel, or Telegram when a token is set (`run` only); `run` regroups."""
+    """The terminal, or with `run` the configured channels (Telegram, Matrix) and regrouping."""
     from mitreden.app import build_engine
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
@@ -111,7 +129,9 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
     from mitreden.nlp.clusters import ClusterBook
 
     webhook = settings.webhook() if regroup and settings.telegram_token else None
+    matrix = regroup and settings.matrix()
     engine = build_engine(settings)
+    pseudonymizer = load_pseudonymizer(settings)
     job = None
     if regroup and engine.nlp is not None:
         # Its own connection: the job reads and writes while the channel is mid-transaction.
@@ -119,25 +139,50 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
         job = RegroupJob(book, settings.regroup_minutes * 60)
         job.start()
     try:
-        if regroup and settings.telegram_token:
-            from mitreden.bot.telegram import TelegramChannel
+        if regroup and (settings.telegram_token or matrix):
+            _serve(settings, engine, pseudonymizer, webhook, matrix)
+        else:
+            run_terminal(engine, pseudonymizer, user)
+    finally:
+        if job is not None:
+            job.stop()
 
-            pseudonymizer = load_pseudonymizer(settings)
-            channel = TelegramChannel(
+
+def _serve(
+    settings: Settings,
+    engine: "Engine",
+    pseudonymizer: "Pseudonymizer",
+    webhook: tuple[str, str, int] | None,
+    matrix: bool,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mitreden.bot.runner import serve
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
+    channels = []
+    if settings.telegram_token:
+        from mitreden.bot.telegram import TelegramChannel
+
+        channels.append(
+            TelegramChannel(
                 engine,
                 pseudonymizer,
                 settings.telegram_token,
                 settings.telegram_api_base_url or None,
+                worker=worker,
+                webhook=webhook,
+                secret=pseudonymizer.token("telegram-webhook"),
             )
-            if webhook is None:
-                channel.run_polling()
-            else:
-                channel.run_webhook(*webhook, secret=pseudonymizer.token("telegram-webhook"))
-        else:
-            run_terminal(engine, load_pseudonymizer(settings), user)
+        )
+    if matrix:
+        from mitreden.bot.matrix import MatrixChannel
+
+        channels.append(MatrixChannel(engine, pseudonymizer, settings, worker=worker))
+    try:
+        asyncio.run(serve(channels))
     finally:
-        if job is not None:
-            job.stop()
+        worker.shutdown(wait=True)
 
 
 def _existing_store(settings: Settings) -> Store:
@@ -177,23 +222,74 @@ def _cluster(settings: Settings) -> None:
 def _summary(settings: Settings, field: str | None, fmt: str, language: str) -> None:
     from mitreden import reports
     from mitreden.flows.catalogue import Catalogue
-    from mitreden.nlp.clusters import NEW_TOPICS
-    from mitreden.nlp.redact import KINDS
-    from mitreden.nlp.summary import summarize
 
-    taxonomy = load_taxonomy(settings.taxonomy)
-    lanes = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
-    if field is not None and field not in lanes:
-        raise ConfigError(f"no action field {field!r}; choose one of {', '.join(lanes)}")
+    taxonomy = _lane_checked(settings, field)
     catalogue = Catalogue.load()
-    redaction = {kind: catalogue.text(language, f"redacted_{kind}") for kind in KINDS}
-    fields = summarize(_existing_store(settings), taxonomy, redaction, language, field)
+    fields = reports.summaries(_existing_store(settings), taxonomy, catalogue, language, field)
     if fmt == "md":
         sys.stdout.write(reports.to_markdown(fields, catalogue, language))
     elif fmt == "csv":
         sys.stdout.write(reports.to_csv(fields))
     else:
         sys.stdout.write(reports.to_json(fields))
+
+
+def _lane_checked(settings: Settings, field: str | None) -> Taxonomy:
+    from mitreden.reports import lanes
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    if field is not None and field not in lanes(taxonomy):
+        raise ConfigError(f"no action field {field!r}; choose one of {', '.join(lanes(taxonomy))}")
+    return taxonomy
+
+
+def _forward(settings: Settings, field: str | None, language: str | None, wait: float) -> None:
+    """Queue the summaries for the strategy room. A running `mitreden run` sends them; if
+    none runs, this command signs in as the bot's device itself just long enough to send."""
+    import getpass
+    import time
+
+    from mitreden.bot.matrix import Session
+    from mitreden.jobs import now
+
+    if not settings.matrix() or not settings.matrix_strategy_room:
+        raise ConfigError(
+            "forward sends to the strategy team's Matrix room: set matrix_homeserver, "
+            "matrix_user_id, matrix_password (or matrix_access_token) and matrix_strategy_room"
+        )
+    _lane_checked(settings, field)
+    store = _existing_store(settings)
+    with store.transaction():
+        dispatch_id = store.add_dispatch(
+            field, language or settings.moderator_language, f"cli:{getpass.getuser()}", now()
+        )
+    if Session(settings, "").is_locked():
+        deadline = time.monotonic() + wait
+        while store.dispatch(dispatch_id)["sent_at"] is None:
+            if time.monotonic() > deadline:
+                print(f"queued as {dispatch_id}; the running mitreden has not sent it yet")
+                return
+            time.sleep(0.5)
+    else:
+        asyncio.run(_send_queued(settings, dispatch_id))
+    sent = store.dispatch(dispatch_id)
+    if sent["error"]:
+        raise ChannelError(f"the summary was not sent: {sent['error']}")
+    print(f"sent to {settings.matrix_strategy_room} ({sent['message_key']})")
+
+
+async def _send_queued(settings: Settings, dispatch_id: int) -> None:
+    """Be the bot for a moment: sign in, send what is queued, sign off."""
+    from mitreden.app import build_engine
+    from mitreden.bot.matrix import MatrixChannel
+    from mitreden.identity import load_pseudonymizer
+
+    engine = build_engine(settings)
+    channel = MatrixChannel(engine, load_pseudonymizer(settings), settings)
+    await channel.start()  # sends what is queued before it returns
+    await channel.stop()
+    if engine.store.dispatch(dispatch_id)["sent_at"] is None:
+        raise ChannelError(f"the bot is not in {settings.matrix_strategy_room}")
 
 
 def _eval(settings: Settings, args: argparse.Namespace) -> None:
@@ -224,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             _cluster(settings)
         elif args.command == "summary":
             _summary(settings, args.field, args.format, args.language)
+        elif args.command == "forward":
+            _forward(settings, args.field, args.language, args.wait)
         elif args.command == "eval":
             _eval(settings, args)
     except EXPECTED as err:

@@ -3,6 +3,7 @@ then command-line flags, each overriding the one before.
 """
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import platformdirs
 
 from mitreden.data import default_taxonomy_path
+from mitreden.flows.catalogue import LANGUAGES
 
 APP = "mitreden"
 
@@ -19,6 +21,8 @@ class ConfigError(ValueError):
     """A setting that cannot be used; the message names the setting and where it came from."""
 
 
+MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
+MATRIX_ROOM = re.compile(r"^[!#][^:\s]+:\S+$")
 DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
 DEFAULT_TAXONOMY = default_taxonomy_path()
 
@@ -44,10 +48,61 @@ class Settings:
     """The public https:// address Telegram posts updates to; empty means long polling."""
     telegram_webhook_listen: str = "127.0.0.1:8443"
     """Where `mitreden run` listens for those posts (plain HTTP behind a TLS reverse proxy)."""
+    matrix_homeserver: str = ""
+    """The bot account's homeserver (https://matrix.example.org); `mitreden run` starts the
+    Matrix channel when it is set."""
+    matrix_user_id: str = ""
+    matrix_password: str = ""
+    """Used to log in once; the device and its token are kept beside the database."""
+    matrix_access_token: str = ""
+    """Instead of a password: a token of an existing device (its id is asked from the server)."""
+    matrix_moderator_room: str = ""
+    """Room id or alias where ideas wait for review; members with power level 50 decide."""
+    matrix_strategy_room: str = ""
+    """Room id or alias that `mitreden forward` sends the summaries to."""
+    moderator_language: str = "de"
+    """The language of what the bot posts for moderators and the strategy team."""
 
     @property
     def secret_file(self) -> Path:
         return self.db.with_name(self.db.name + ".key")
+
+    @property
+    def matrix_dir(self) -> Path:
+        """The Matrix device's login and encryption keys, which must outlive every restart."""
+        return self.db.with_name(self.db.name + ".matrix")
+
+    def matrix(self) -> bool:
+        """Whether the Matrix channel is configured; a half or broken setup is an error."""
+        given = [self.matrix_user_id, self.matrix_password, self.matrix_access_token]
+        if not self.matrix_homeserver:
+            if any(given):
+                raise ConfigError("matrix_homeserver is not set, but other matrix_ settings are")
+            return False
+        if not self.matrix_homeserver.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"matrix_homeserver = {self.matrix_homeserver!r}: expected an address "
+                "like https://matrix.example.org"
+            )
+        if not MATRIX_USER.match(self.matrix_user_id):
+            raise ConfigError(
+                f"matrix_user_id = {self.matrix_user_id!r}: expected @name:server, "
+                "e.g. @mitreden:example.org"
+            )
+        if not (self.matrix_password or self.matrix_access_token):
+            raise ConfigError("set matrix_password or matrix_access_token for the Matrix bot")
+        for name in ("matrix_moderator_room", "matrix_strategy_room"):
+            room = getattr(self, name)
+            if room and not MATRIX_ROOM.match(room):
+                raise ConfigError(
+                    f"{name} = {room!r}: expected a room id (!abc:server) or alias (#name:server)"
+                )
+        if self.moderator_language not in LANGUAGES:
+            raise ConfigError(
+                f"moderator_language = {self.moderator_language!r}: "
+                f"choose one of {', '.join(LANGUAGES)}"
+            )
+        return True
 
     def webhook(self) -> tuple[str, str, int] | None:
         """(public URL, host, port) when Telegram should post updates to us, else None."""

@@ -9,9 +9,13 @@ import io
 import json
 from dataclasses import asdict
 
+from markdown_it import MarkdownIt
+
 from mitreden.flows.catalogue import Catalogue
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.nlp.summary import FieldSummary
+from mitreden.nlp.summary import FieldSummary, summarize
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
 
 CSV_COLUMNS = [
     "lane",
@@ -30,6 +34,23 @@ CSV_COLUMNS = [
     "representative_2",
     "representative_3",
 ]
+
+
+def lanes(taxonomy: Taxonomy) -> list[str]:
+    """What a summary can be asked for: each action field's id, and new topics."""
+    return [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
+
+
+def summaries(
+    store: Store, taxonomy: Taxonomy, catalogue: Catalogue, language: str, field: str | None
+) -> list[FieldSummary]:
+    """The current summaries, redacted in `language`; one lane if `field` is given."""
+    return summarize(store, taxonomy, catalogue.redaction_labels(language), language, field)
+
+
+def to_html(markdown: str) -> str:
+    """Markdown as HTML for a chat message; raw HTML in residents' words stays text."""
+    return MarkdownIt("commonmark", {"html": False}).render(markdown)
 
 
 def spreadsheet_safe(value: object) -> object:

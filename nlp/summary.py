@@ -64,13 +64,19 @@ def summarize(
     language: str = "de",
     only: str | None = None,
 ) -> list[FieldSummary]:
-    """Summaries per lane (fields in taxonomy order, new topics last); `only` picks one lane."""
-    ideas = {row["id"]: row for row in store.ideas(with_embedding=True)}
+    """Summaries per lane (fields in taxonomy order, new topics last); `only` picks one lane.
+
+    Ideas a moderator rejected are left out; pending and approved ones count."""
+    ideas = {
+        row["id"]: row for row in store.ideas(with_embedding=True) if row["review"] != "rejected"
+    }
     supporters = store.supporters()
     clusters = {row["id"]: row for row in store.clusters()}
     shown_as = {cid: _final(cid, clusters) for cid in clusters}
     members: dict[int, list[tuple[int, int | None]]] = {}
     for idea_id, cluster_id, _, duplicate_of in store.memberships():
+        if idea_id not in ideas:
+            continue
         members.setdefault(shown_as[cluster_id], []).append((idea_id, duplicate_of))
     lanes: dict[str, list[int]] = {}
     for cid in members:
@@ -161,7 +167,8 @@ def _group(
     lane: str,
 ) -> GroupSummary:
     ids = [i for i, _ in entries]
-    leaders = [i for i, dup in entries if dup is None] or ids
+    # A near-duplicate of a rejected idea stands for itself.
+    leaders = [i for i, dup in entries if dup is None or dup not in ideas] or ids
     vectors = np.stack([from_blob(ideas[i]["embedding"]) for i in leaders])
     centrality = vectors @ vectors.mean(axis=0)
     central = [leaders[k] for k in np.argsort(-centrality)]

@@ -174,9 +174,36 @@ def _workshops(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX polls_key ON polls(poll_key)")
 
 
+def _reviews(db: sqlite_utils.Database) -> None:
+    """Moderators' review of ideas, and what the Matrix channel must remember between runs.
+
+    `ideas.review` is pending until a moderator approves or rejects; the audit log says who and
+    when. `review_posts` maps a message in a moderator room to its idea; when the idea is
+    erased the link turns NULL and the channel takes the message back. `cursors` keeps a
+    channel's place in its event stream (Matrix's sync token). `dispatches` are summaries
+    someone asked to forward: what to send, never the text, which is written when sent."""
+    db.execute("ALTER TABLE ideas ADD COLUMN review TEXT NOT NULL DEFAULT 'pending'")
+    db.execute("CREATE INDEX ideas_review ON ideas(review)")
+    db.execute(
+        "CREATE TABLE review_posts (channel TEXT NOT NULL, message_key TEXT NOT NULL, "
+        "idea_id INTEGER REFERENCES ideas(id) ON DELETE SET NULL, posted_at TEXT NOT NULL, "
+        "PRIMARY KEY (channel, message_key))"
+    )
+    db.execute("CREATE INDEX review_posts_idea ON review_posts(idea_id)")
+    db.execute(
+        "CREATE TABLE cursors (channel TEXT PRIMARY KEY, cursor TEXT NOT NULL, at TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE dispatches (id INTEGER PRIMARY KEY AUTOINCREMENT, field TEXT, "
+        "language TEXT NOT NULL, requested_by TEXT NOT NULL, requested_at TEXT NOT NULL, "
+        "sent_at TEXT, message_key TEXT, error TEXT)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
     _deliveries,
     _workshops,
+    _reviews,
 ]

