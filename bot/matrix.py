@@ -44,9 +44,7 @@ from nio import (
     MatrixRoom,
     MegolmEvent,
     MessageDirection,
-    RoomEncryptedMedia,
     RoomMessageEmote,
-    RoomMessageMedia,
     RoomMessagesResponse,
     RoomMessageText,
     RoomSendResponse,
@@ -90,15 +88,19 @@ def render(message: Outbound) -> dict[str, Any]:
     return {"msgtype": "m.text", "body": body, "format": HTML, "formatted_body": formatted}
 
 
-def media_kind(event: RoomMessageMedia | RoomEncryptedMedia) -> str:
-    msgtype = event.source.get("content", {}).get("msgtype", "m.file")
-    return msgtype.removeprefix("m.")
+def media_kind(event: Any) -> str:
+    msgtype = event.source.get("content", {}).get("msgtype", "")
+    return str(msgtype).removeprefix("m.") or "other"
 
 
-def is_edit(event: Any) -> bool:
-    """An edit of an earlier message is not a new answer."""
-    relation = event.source.get("content", {}).get("m.relates_to") or {}
-    return relation.get("rel_type") == "m.replace"
+def is_message(event: Any) -> bool:
+    """A resident's new message. An edit of an earlier one is no new answer, and notices
+    are what bots send each other."""
+    if event.source.get("type") != "m.room.message":
+        return False
+    content = event.source.get("content", {})
+    relation = content.get("m.relates_to") or {}
+    return relation.get("rel_type") != "m.replace" and content.get("msgtype") != "m.notice"
 
 
 class Session:
@@ -361,10 +363,11 @@ class MatrixChannel:
             return
         elif not self._direct(room):
             log.info("matrix: ignoring a message in %s, which is not a direct chat", room.room_id)
-        elif isinstance(event, (RoomMessageText, RoomMessageEmote)) and not is_edit(event):
-            await self.resident(room, event, text=event.body)
-        elif isinstance(event, (RoomMessageMedia, RoomEncryptedMedia)):
-            await self.resident(room, event, media=media_kind(event))
+        elif is_message(event):
+            if isinstance(event, (RoomMessageText, RoomMessageEmote)):
+                await self.resident(room, event, text=event.body)
+            else:  # pictures, files, voice, locations, and what no client should send
+                await self.resident(room, event, media=media_kind(event))
 
     def _direct(self, room: MatrixRoom) -> bool:
         """A chat of the bot and one resident; anything said in a bigger room others would read."""

@@ -22,7 +22,8 @@ class ConfigError(ValueError):
 
 
 MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
-MATRIX_ROOM = re.compile(r"^[!#][^:\s]+:\S+$")
+# Room ids since room version 12 carry no server name (!abc); aliases always do (#name:server).
+MATRIX_ROOM = re.compile(r"^(![^:\s]+(:\S+)?|#[^:\s]+:\S+)$")
 DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
 DEFAULT_TAXONOMY = default_taxonomy_path()
 
@@ -95,7 +96,7 @@ class Settings:
             room = getattr(self, name)
             if room and not MATRIX_ROOM.match(room):
                 raise ConfigError(
-                    f"{name} = {room!r}: expected a room id (!abc:server) or alias (#name:server)"
+                    f"{name} = {room!r}: expected a room id (!abc) or alias (#name:server)"
                 )
         if self.moderator_language not in LANGUAGES:
             raise ConfigError(

@@ -69,3 +69,44 @@ def test_webhook_settings_from_the_environment() -> None:
     )
     assert settings.webhook() == ("https://bot.example.org/t/hook", "127.0.0.1", 8443)
     assert load_settings(environ={}).webhook() is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MITREDEN_MATRIX_USER_ID": "@bot:example.org"}, "matrix_homeserver is not set"),
+        ({"MITREDEN_MATRIX_HOMESERVER": "matrix.example.org"}, "expected an address"),
+        ({"MITREDEN_MATRIX_HOMESERVER": "https://m.example.org"}, "expected @name:server"),
+        (
+            {
+                "MITREDEN_MATRIX_HOMESERVER": "https://m.example.org",
+                "MITREDEN_MATRIX_USER_ID": "@bot:example.org",
+            },
+            "set matrix_password or matrix_access_token",
+        ),
+        (
+            {
+                "MITREDEN_MATRIX_HOMESERVER": "https://m.example.org",
+                "MITREDEN_MATRIX_USER_ID": "@bot:example.org",
+                "MITREDEN_MATRIX_PASSWORD": "secret",
+                "MITREDEN_MATRIX_MODERATOR_ROOM": "Moderation",
+            },
+            "expected a room id",
+        ),
+    ],
+)
+def test_a_broken_matrix_setting_is_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ).matrix()
+
+
+def test_matrix_rooms_may_be_ids_of_any_room_version_or_aliases() -> None:
+    base = {
+        "MITREDEN_MATRIX_HOMESERVER": "https://m.example.org",
+        "MITREDEN_MATRIX_USER_ID": "@bot:example.org",
+        "MITREDEN_MATRIX_ACCESS_TOKEN": "syt_token",
+    }
+    for room in ("!abc:example.org", "!Cwv3SUpa0H00xUvrbd8-o", "#moderation:example.org"):
+        settings = load_settings(environ={**base, "MITREDEN_MATRIX_MODERATOR_ROOM": room})
+        assert settings.matrix() and settings.matrix_moderator_room == room
+    assert load_settings(environ={}).matrix() is False

@@ -5,8 +5,14 @@ Residents, moderators and the strategy team are real matrix-nio clients with the
 devices (tests/matrix_people.py); the bot is `MatrixChannel` on a real SQLite database.
 """
 
+import asyncio
+import getpass
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +20,20 @@ import pytest
 from conftest import Resident
 from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
 from nio import (
+    DownloadResponse,
+    RedactionEvent,
     RoomCreateResponse,
+    RoomEncryptedFile,
     RoomMessageNotice,
     RoomMessageText,
     RoomSendResponse,
     ToDeviceMessage,
 )
+from nio.crypto import decrypt_attachment
 from synapse_server import SynapseServer
 
 from mitreden.bot.matrix import MatrixChannel
+from mitreden.cli import main
 from mitreden.config import Settings
 from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
@@ -216,6 +227,36 @@ async def test_invites_to_rooms_other_than_direct_chats_are_declined(
     assert declined()
 
 
+async def test_media_edits_notices_and_huge_text_in_a_direct_chat(
+    bot: MatrixChannel, people: Callable, catalogue: Catalogue, db_path: Path
+) -> None:
+    """Nothing breaks the chat and nothing but consented ideas is kept."""
+    resident = await people()
+    await resident.open_chat(bot.client.user_id)
+    first = await resident.say("Hallo")
+    await resident.wait_for(de(catalogue, "choose_language"))
+    # An edit of an earlier message and a bot-style notice are no answers.
+    edit = {"m.relates_to": {"rel_type": "m.replace", "event_id": first}}
+    await resident.say("* 2", **edit, **{"m.new_content": {"msgtype": "m.text", "body": "2"}})
+    await resident.say("1", msgtype="m.notice")
+    await resident.answer("1", de(catalogue, "consent_question"))
+    await resident.answer("ja", de(catalogue, "idea_question"))
+    image = {"msgtype": "m.image", "body": "foto.jpg", "url": "mxc://localhost/nothing"}
+    sent = await resident.client.room_send(
+        resident.room_id, "m.room.message", image, ignore_unverified_devices=True
+    )
+    assert isinstance(sent, RoomSendResponse), sent
+    await resident.wait_for(de(catalogue, "media_not_text")[:40])
+    huge = "Bänke " * 2_000 + "\x00\u202e"
+    too_long = await resident.answer(huge, "2000")
+    assert "höchstens 2000 Zeichen" in too_long[-1]
+    language = Store(db_path).conversation(
+        bot.pseudonymizer.participant("matrix", resident.user_id)
+    )
+    assert language is not None and language.language == "de"
+    assert Store(db_path).ideas() == []
+
+
 # the moderator room
 
 
@@ -306,4 +347,184 @@ def posted(person: MatrixPerson, room_id: str, containing: str) -> str:
     """The id of the message the person got that contains some text."""
     return next(
         e.event_id for e in person.received[room_id] if containing in getattr(e, "body", "")
+    )
+
+
+async def test_an_erased_idea_is_taken_back_from_the_moderator_room(
+    make_engine: Callable[..., Engine],
+    bot_settings: Settings,
+    people: Callable,
+    db_path: Path,
+) -> None:
+    moderator = await people("moderator")
+    room_id = await staff_room(moderator, bot_settings.matrix_user_id, [])
+    settings = Settings(**{**bot_settings.__dict__, "matrix_moderator_room": room_id})
+    bot = await start_bot(make_engine(), settings)
+    try:
+        elsewhere = Resident(make_engine(nlp=False), "p-tg-ben", channel="telegram")
+        elsewhere.consent()
+        elsewhere.says("Kostenloses WLAN in allen Bibliotheken von Spandau")
+        await moderator.wait_for("Bibliotheken", room_id)
+        post_id = posted(moderator, room_id, "Bibliotheken")
+        elsewhere.says("/loeschen")
+        elsewhere.says("ja")
+
+        def taken_back() -> bool:
+            return any(
+                isinstance(e, RedactionEvent) and e.redacts == post_id
+                for e in moderator.received[room_id]
+            )
+
+        await moderator.until(taken_back, "the post was redacted")
+    finally:
+        await bot.stop()
+    store = Store(db_path)
+    assert store.db.execute("SELECT count(*) FROM review_posts").fetchone()[0] == 0
+    assert store.ideas() == []
+
+
+async def test_a_forwarded_summary_arrives_with_its_files(
+    make_engine: Callable[..., Engine],
+    bot_settings: Settings,
+    people: Callable,
+    catalogue: Catalogue,
+    db_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    team = await people("strategy")
+    room_id = await staff_room(team, bot_settings.matrix_user_id, [])
+    settings = Settings(**{**bot_settings.__dict__, "matrix_strategy_room": room_id})
+    ideas = make_engine()
+    for number, idea in enumerate(
+        [
+            "Mehr Radwege an der Sonnenallee, die Autos fahren viel zu schnell",
+            "Sichere Radwege für Kinder auf dem Schulweg in Neukölln",
+            "Behördentermine online buchen können, ohne stundenlang zu warten",
+        ]
+    ):
+        resident = Resident(ideas, f"p-web-{number}", channel="web")
+        resident.consent()
+        resident.says(idea)
+    config = tmp_path / "mitreden.toml"
+    config.write_text(
+        "\n".join(
+            f'{name} = "{getattr(settings, name)}"'
+            for name in (
+                "db",
+                "matrix_homeserver",
+                "matrix_user_id",
+                "matrix_password",
+                "matrix_strategy_room",
+            )
+        )
+    )
+    bot = await start_bot(make_engine(), settings)
+    try:
+        # The running bot holds the device, so the command queues and waits for it to send.
+        code = await asyncio.to_thread(main, ["forward", "--config", str(config)])
+        assert code == 0, capsys.readouterr().err
+        title = catalogue.text("de", "summary_title")
+        await team.wait_for(title, room_id)
+        await team.until(
+            lambda: sum(isinstance(e, RoomEncryptedFile) for e in team.received[room_id]) == 2,
+            "both files arrived",
+        )
+    finally:
+        await bot.stop()
+
+    assert f"sent to {room_id}" in capsys.readouterr().out
+    message = next(e for e in team.received[room_id] if title in getattr(e, "body", ""))
+    assert message.decrypted and f"<h1>{title}</h1>" in message.source["content"]["formatted_body"]
+    assert "Radwege" in message.body
+    files = {}
+    for event in team.received[room_id]:
+        if isinstance(event, RoomEncryptedFile):
+            got = await team.client.download(mxc=event.url)
+            assert isinstance(got, DownloadResponse), got
+            files[event.body] = decrypt_attachment(
+                got.body, event.key["k"], event.hashes["sha256"], event.iv
+            ).decode("utf-8")
+    stem = f"zusammenfassung-{datetime.now(UTC).date().isoformat()}"
+    assert sorted(files) == [f"{stem}.csv", f"{stem}.md"]
+    assert files[f"{stem}.md"].startswith(f"# {title}") and "Radwege" in files[f"{stem}.md"]
+    assert files[f"{stem}.csv"].startswith("lane,field,group")
+    forwarded = Store(db_path).db.execute(
+        "SELECT actor FROM audit WHERE action = 'summary.forwarded'"
+    )
+    assert [actor for (actor,) in forwarded] == [f"cli:{getpass.getuser()}"]
+
+
+def test_forward_without_a_strategy_room_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Store(tmp_path / "x.db").close()
+    code = main(["forward", "--db", str(tmp_path / "x.db")])
+    assert code == 2
+    assert "set matrix_homeserver" in capsys.readouterr().err
+
+
+def run_environment(tmp_path: Path, settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
+    env.update(
+        HOME=str(tmp_path),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        MITREDEN_DB=str(settings.db),
+        MITREDEN_MATRIX_HOMESERVER=settings.matrix_homeserver,
+        MITREDEN_MATRIX_USER_ID=settings.matrix_user_id,
+        MITREDEN_MATRIX_PASSWORD=settings.matrix_password,
+        MITREDEN_EMBEDDING_BACKEND="none",
+        MITREDEN_LOG_LEVEL="INFO",
+    )
+    return {**env, **extra}
+
+
+async def mitreden_run(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "mitreden"),
+        "run",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+
+
+async def test_mitreden_run_starts_matrix_when_a_homeserver_is_set(
+    bot_settings: Settings, people: Callable, catalogue: Catalogue, tmp_path: Path
+) -> None:
+    process = await mitreden_run(run_environment(tmp_path, bot_settings))
+    early = b""
+    try:
+        # A resident who writes before the bot's new device exists gets "cannot read yet";
+        # here the resident comes once the bot is listening.
+        async with asyncio.timeout(60):
+            while b"is listening" not in early:
+                line = await process.stderr.readline()
+                assert line, early.decode()
+                early += line
+        resident = await people()
+        await resident.open_chat(bot_settings.matrix_user_id)
+        await resident.answer("Hallo", de(catalogue, "choose_language"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    log = (early + stderr).decode()
+    assert process.returncode == 0, log
+    assert "is listening" in log and "Traceback" not in log
+    assert PASSWORD not in log and "Hallo" not in log
+
+
+async def test_mitreden_run_with_a_wrong_password_says_so(
+    bot_settings: Settings, tmp_path: Path
+) -> None:
+    env = run_environment(tmp_path, bot_settings, MITREDEN_MATRIX_PASSWORD="wrong")
+    process = await mitreden_run(env)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    last = stderr.decode().strip().splitlines()[-1]
+    assert last == (
+        f"mitreden: error: Matrix login as {bot_settings.matrix_user_id} failed: "
+        "M_FORBIDDEN Invalid username or password"
     )
