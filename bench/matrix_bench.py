@@ -41,7 +41,7 @@ import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from nio import (
 )
 
 from mitreden.app import build_engine
+from mitreden.bot.matrix import MatrixChannel
 from mitreden.config import Settings
 from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
@@ -92,8 +93,6 @@ ENCRYPTION_STATE = {
     "state_key": "",
     "content": {"algorithm": "m.megolm.v1.aes-sha2"},
 }
-# What the bench gives mitreden's Settings besides the database, backend and secret.
-MATRIX_SETTINGS = {"matrix_homeserver", "matrix_user_id", "matrix_password"}
 # Presence would wake every sync loop whenever any of the 51 users comes online: noise that
 # says nothing about the bots. Many homeservers switch it off for the same reason.
 SYNAPSE_CONFIG: JSON = {"presence": {"enabled": False}}
@@ -109,10 +108,6 @@ def client_config() -> AsyncClientConfig:
 
 class SetupFailed(Exception):
     """The chats could not be set up; the configuration has no figures."""
-
-
-class NotAvailable(Exception):
-    """mitreden's Matrix channel (mitreden.bot.matrix) cannot be used yet."""
 
 
 class BotFailed(Exception):
@@ -445,18 +440,6 @@ async def echo_bot(
         await bot.stop()
 
 
-def matrix_channel() -> type:
-    """mitreden's Matrix channel class, or NotAvailable saying why it cannot run yet."""
-    try:
-        from mitreden.bot.matrix import MatrixChannel
-    except ImportError as err:
-        raise NotAvailable(f"cannot import mitreden.bot.matrix.MatrixChannel: {err}") from err
-    missing = MATRIX_SETTINGS - {f.name for f in fields(Settings)}
-    if missing:
-        raise NotAvailable(f"mitreden.config.Settings lacks {', '.join(sorted(missing))}")
-    return MatrixChannel
-
-
 def mitreden_bot(backend: str) -> Bot:
     """mitreden's MatrixChannel in front of an engine on a fresh database in `directory`.
 
@@ -468,7 +451,6 @@ def mitreden_bot(backend: str) -> Bot:
     async def run(
         server: SynapseServer, user_id: str, directory: Path, result: Result
     ) -> AsyncIterator[None]:
-        channel_class = matrix_channel()
         settings = Settings(
             db=directory / "mitreden.db",
             matrix_homeserver=server.base_url,
@@ -481,7 +463,7 @@ def mitreden_bot(backend: str) -> Bot:
         engine = build_engine(settings)
         result.setup_s = time.perf_counter() - start
         time_engine(engine, result)
-        channel = channel_class(engine, Pseudonymizer(SECRET.encode()), settings)
+        channel = MatrixChannel(engine, Pseudonymizer(SECRET.encode()), settings)
         try:
             await channel.start()  # logged in, first sync done, its sync loop running
             try:
@@ -798,10 +780,8 @@ async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result
     for name, bot, script in plan:
         print(f"running {name} ...", file=sys.stderr, flush=True)
         try:
-            if name != ECHO:
-                matrix_channel()  # before starting a homeserver for nothing
             results.append(await run_config(name, bot, script, residents, timeout))
-        except (NotAvailable, SetupFailed) as err:
+        except SetupFailed as err:
             print(f"{name}: not run: {err}", file=sys.stderr, flush=True)
             results.append(Result(name, residents, not_run=str(err)))
     return results
