@@ -71,6 +71,7 @@ from mitreden.identity import Pseudonymizer
 # synapse_server lives in tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from engine_bench import ideas, json_ms, machine, percentile
+from matrix_people import ENCRYPTION_STATE
 from synapse_server import SynapseServer
 
 JSON = dict[str, Any]
@@ -88,11 +89,6 @@ SYNC_TIMEOUT_MS = 30_000
 # the rest anyway, and the bot's sync loop gets time to replace claimed one-time keys.
 SETUP_CONCURRENCY = 10
 SETUP_TIMEOUT = 60.0
-ENCRYPTION_STATE = {
-    "type": "m.room.encryption",
-    "state_key": "",
-    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-}
 # Presence would wake every sync loop whenever any of the 51 users comes online: noise that
 # says nothing about the bots. Many homeservers switch it off for the same reason.
 SYNAPSE_CONFIG: JSON = {"presence": {"enabled": False}}

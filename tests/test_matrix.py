@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import Resident
-from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
+from matrix_people import ENCRYPTION_STATE, PASSWORD, MatrixPerson, fresh_localpart
 from nio import (
     DownloadResponse,
     RedactionEvent,
@@ -265,13 +265,7 @@ async def staff_room(owner: MatrixPerson, bot: str, members: list[MatrixPerson])
     created = await owner.client.room_create(
         name="Moderation",
         invite=[bot, *(m.user_id for m in members)],
-        initial_state=[
-            {
-                "type": "m.room.encryption",
-                "state_key": "",
-                "content": {"algorithm": "m.megolm.v1.aes-sha2"},
-            }
-        ],
+        initial_state=[ENCRYPTION_STATE],
     )
     assert isinstance(created, RoomCreateResponse), created
     for member in members:
