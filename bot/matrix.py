@@ -55,14 +55,13 @@ from nio import (
 )
 
 from mitreden.bot import ChannelError
-from mitreden.bot.matrix_rooms import ModeratorRoom, StrategyRoom
+from mitreden.bot.matrix_rooms import CHANNEL, ModeratorRoom, StrategyRoom
 from mitreden.config import Settings
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.messages import Attachment
 from mitreden.identity import Pseudonymizer
 from mitreden.jobs import now
 
-CHANNEL = "matrix"
 SYNC_TIMEOUT_MS = 10_000
 """How long one sync waits for events. Work from other processes (ideas from Telegram, erasures,
 summaries to forward) is picked up at least this often."""
@@ -101,6 +100,17 @@ def is_message(event: Any) -> bool:
     content = event.source.get("content", {})
     relation = content.get("m.relates_to") or {}
     return relation.get("rel_type") != "m.replace" and content.get("msgtype") != "m.notice"
+
+
+async def exchange_keys(client: AsyncClient) -> None:
+    """Upload, query and claim Olm keys as nio asks after a sync, so encrypted sends and reads
+    work: what every end-to-end encrypting client's loop does."""
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    if client.should_claim_keys:
+        await client.keys_claim(client.get_users_for_key_claiming())
 
 
 class Session:
@@ -232,8 +242,7 @@ class MatrixChannel:
             await self.session.login(self.client)
             await self.moderators.resolve()
             await self.strategy.resolve()
-            if self.client.should_upload_keys:
-                await self.client.keys_upload()
+            await exchange_keys(self.client)  # residents can encrypt for a new device at once
             made = await self.client.upload_filter(room={"timeline": {"limit": TIMELINE_LIMIT}})
             if isinstance(made, UploadFilterResponse):
                 self._filter = made.filter_id
@@ -292,7 +301,7 @@ class MatrixChannel:
             log.warning("matrix: sync failed: %s", _why(response))
             await asyncio.sleep(1)
             return
-        await self._keys()
+        await exchange_keys(self.client)
         for room_id, info in response.rooms.invite.items():
             await self._invited(room_id, info.invite_state)
         if not first:
@@ -309,15 +318,6 @@ class MatrixChannel:
     def _save_cursor(self, cursor: str) -> None:
         with self.engine.store.transaction():
             self.engine.store.set_cursor(CHANNEL, cursor, now())
-
-    async def _keys(self) -> None:
-        """Upload, query and claim Olm keys as nio asks, so encrypted sends and reads work."""
-        if self.client.should_upload_keys:
-            await self.client.keys_upload()
-        if self.client.should_query_keys:
-            await self.client.keys_query()
-        if self.client.should_claim_keys:
-            await self.client.keys_claim(self.client.get_users_for_key_claiming())
 
     async def _gap(self, room_id: str, start: str, since: str) -> list[Any]:
         """Events the sync left out between our last place and its timeline, oldest first."""

@@ -21,6 +21,8 @@ from nio import (
 )
 from synapse_server import SynapseServer
 
+from mitreden.bot.matrix import exchange_keys
+
 PASSWORD = "correct horse battery staple"
 SYNC_TIMEOUT_MS = 2_000
 DEADLINE = 60.0
@@ -69,13 +71,7 @@ class MatrixPerson:
                 kind = event.source.get("type")
                 if event.sender != self.user_id and kind not in ("m.room.member",):
                     self.received.setdefault(room_id, []).append(event)
-        client = self.client
-        if client.should_upload_keys:
-            await client.keys_upload()
-        if client.should_query_keys:
-            await client.keys_query()
-        if client.should_claim_keys:
-            await client.keys_claim(client.get_users_for_key_claiming())
+        await exchange_keys(self.client)
         return response
 
     async def until(self, done: Callable[[], bool], what: str) -> None:

@@ -18,6 +18,8 @@ from nio import (
 )
 from synapse_server import SynapseError, SynapseServer
 
+from mitreden.bot.matrix import exchange_keys
+
 # An upper bound for one long-poll sync; a message normally arrives in milliseconds.
 SYNC_TIMEOUT_MS = 10_000
 # How long a test waits for an event before it fails instead of hanging.
@@ -66,12 +68,7 @@ async def sync_once(client: AsyncClient) -> SyncResponse:
 async def settle_keys(client: AsyncClient) -> None:
     """Sync, then upload, query and claim keys as nio asks, as a real client's loop would."""
     await sync_once(client)
-    if client.should_upload_keys:
-        await client.keys_upload()
-    if client.should_query_keys:
-        await client.keys_query()
-    if client.should_claim_keys:
-        await client.keys_claim(client.get_users_for_key_claiming())
+    await exchange_keys(client)
 
 
 async def next_message(client: AsyncClient, room_id: str) -> object:
