@@ -7,9 +7,16 @@ configured for, and leaves any other room it is invited to.
 
 The device outlives restarts: its login is kept in `Settings.matrix_dir` with nio's crypto
 store (encrypted with a key derived from the server secret), so residents' clients keep
-trusting one device and old messages stay readable. The sync token is saved in the database
-after each batch is handled and answered, so a restart neither answers an event twice nor
+trusting one device and old messages stay readable. The sync token (our acknowledgement) is
+saved in the database only after each event of a batch is handled, its step and replies
+committed by the engine; the replies are then sent from the engine's outbox, and whatever a
+crash left unsent goes out at the next start. So a restart neither answers an event twice nor
 skips one; a gap the server leaves out of a sync ("limited" timeline) is fetched page by page.
+An event whose handling raises is logged by type and place and passed over, so it never
+holds up the batch (a resident's message that makes the engine raise is answered with an
+apology by the engine itself). The first sync of every start asks for the rooms' full state,
+so power levels, members and encryption are known at once: moderators keep their rights and
+the staff rooms can be posted to before anyone writes there.
 
 A message the bot cannot decrypt yet gets a short answer; the bot asks the sender's devices
 for the key and handles the message as soon as the key arrives. nio waits out 429 answers for
@@ -24,6 +31,7 @@ free to sync, encrypt and send while an idea is embedded.
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import html
 import json
@@ -33,6 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+from aiohttp import ClientConnectionError
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -54,13 +63,15 @@ from nio import (
     WhoamiResponse,
 )
 
-from mitreden.bot import ChannelError
+from mitreden.bot import ChannelError, Failure
 from mitreden.bot.matrix_rooms import CHANNEL, ModeratorRoom, StrategyRoom
 from mitreden.config import Settings
 from mitreden.flows import Engine, Inbound, Outbound
-from mitreden.flows.messages import Attachment
+from mitreden.flows.engine import where
+from mitreden.flows.messages import Attachment, Parcel
 from mitreden.identity import Pseudonymizer
 from mitreden.jobs import now
+from mitreden.store import StoreError
 
 SYNC_TIMEOUT_MS = 10_000
 """How long one sync waits for events. Work from other processes (ideas from Telegram, erasures,
@@ -70,6 +81,9 @@ TIMELINE_LIMIT = 100
 HTML = "org.matrix.custom.html"
 # How long the bot keeps trying an event it cannot decrypt before it gives up on it.
 UNREADABLE_FOR_SECONDS = 24 * 3600.0
+# At start, how often a homeserver that cannot be reached is tried before that is an error;
+# once running, nio keeps trying for as long as it takes.
+START_TRIES = 3
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +243,8 @@ class MatrixChannel:
         self._filter: str | None = None
         # Events that could not be decrypted yet: event id -> (event, when first seen).
         self._unreadable: dict[str, tuple[MegolmEvent, float]] = {}
-        self._outgoing: dict[str, list[dict[str, Any] | Attachment]] = {}
+        self._outgoing: dict[str, list[Parcel | dict[str, Any]]] = {}
+        self.failure = Failure()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -238,6 +253,8 @@ class MatrixChannel:
     async def start(self) -> None:
         """Log in, catch up with what happened while we were away, then sync in a task."""
         self.session.lock()
+        running = self.client.config
+        self.client.config = dataclasses.replace(running, max_timeouts=START_TRIES)
         try:
             await self.session.login(self.client)
             await self.moderators.resolve()
@@ -246,15 +263,26 @@ class MatrixChannel:
             made = await self.client.upload_filter(room={"timeline": {"limit": TIMELINE_LIMIT}})
             if isinstance(made, UploadFilterResponse):
                 self._filter = made.filter_id
+            for parcel in await self.in_engine(self.engine.unsent, CHANNEL):
+                self.queue(parcel.address or "", parcel)
             first = await self.in_engine(self.engine.store.cursor, CHANNEL) is None
-            await self.sync_once(timeout_ms=0, first=first)
+            await self.sync_once(timeout_ms=0, first=first, full_state=True)
             await self.moderators.join()
             await self.strategy.join()
             await self.housekeeping()
+        except (ClientConnectionError, TimeoutError) as err:
+            await self.client.close()
+            self.session.unlock()
+            raise ChannelError(
+                f"cannot reach the Matrix homeserver {self.settings.matrix_homeserver} "
+                f"({type(err).__name__}); check matrix_homeserver and the network"
+            ) from None
         except BaseException:
             await self.client.close()
             self.session.unlock()
             raise
+        finally:
+            self.client.config = running
         self._stopping.clear()
         self._loop_task = asyncio.create_task(self._loop())
         log.info("matrix: %s (device %s) is listening", self.client.user_id, self.client.device_id)
@@ -282,20 +310,29 @@ class MatrixChannel:
             try:
                 syncing.result()
                 await self.housekeeping()
-            except Exception:  # a bad batch must not end the channel; the next sync goes on
-                log.exception("matrix: handling a sync failed; going on")
+            except StoreError as err:  # nothing more can be recorded: stop, acknowledge nothing
+                self.failure.report(err)
+                return
+            except Exception as err:  # the next sync goes on from the last saved place
+                log.warning("matrix: a sync failed: %s", where(err))
                 await asyncio.sleep(1)
 
     # syncing
 
-    async def sync_once(self, timeout_ms: int, first: bool = False) -> None:
-        """One sync: handle invites and events, answer them, then save our place.
+    async def sync_once(
+        self, timeout_ms: int, first: bool = False, full_state: bool = False
+    ) -> None:
+        """One sync: handle invites and events, save our place, then send the answers.
 
         The very first sync of a new database answers nothing from before: those messages
-        were written to a bot that was not there. Invites are accepted all the same."""
+        were written to a bot that was not there. Invites are accepted all the same.
+        `full_state` asks for every room's whole state, not only what changed."""
         since = None if first else await self.in_engine(self.engine.store.cursor, CHANNEL)
         response = await self.client.sync(
-            timeout=timeout_ms, sync_filter=self._filter, since=since, full_state=first
+            timeout=timeout_ms,
+            sync_filter=self._filter,
+            since=since,
+            full_state=first or full_state,
         )
         if not isinstance(response, SyncResponse):
             log.warning("matrix: sync failed: %s", _why(response))
@@ -310,10 +347,10 @@ class MatrixChannel:
                 if info.timeline.limited and since:
                     events = await self._gap(room_id, info.timeline.prev_batch, since) + events
                 for event in events:
-                    await self.event(self.client.rooms[room_id], event)
+                    await self._one_event(self.client.rooms[room_id], event)
             await self._retry_unreadable()
-        await self._flush()
         await self.in_engine(self._save_cursor, response.next_batch)
+        await self._flush()
 
     def _save_cursor(self, cursor: str) -> None:
         with self.engine.store.transaction():
@@ -351,6 +388,16 @@ class MatrixChannel:
 
     # events
 
+    async def _one_event(self, room: MatrixRoom, event: Any) -> None:
+        """An event whose handling raises is passed over with a line naming the error's type
+        and place: one odd event must never hold up everyone after it."""
+        try:
+            await self.event(room, event)
+        except StoreError:
+            raise
+        except Exception as err:
+            log.warning("matrix: an event could not be handled: %s", where(err))
+
     async def event(self, room: MatrixRoom, event: Any) -> None:
         """One timeline event, decrypted where we could."""
         if getattr(event, "sender", None) == self.client.user_id:
@@ -383,8 +430,8 @@ class MatrixChannel:
             key=fields.pop("key", message.event_id),
             **fields,
         )
-        for reply in await self.in_engine(self.engine.handle, inbound):
-            self.queue(reply.to or room.room_id, reply)
+        for parcel in await self.in_engine(self.engine.receive, inbound):
+            self.queue(parcel.address or room.room_id, parcel)
 
     async def _cannot_read(self, room: MatrixRoom, event: MegolmEvent) -> None:
         if event.event_id in self._unreadable:
@@ -415,7 +462,7 @@ class MatrixChannel:
             room = self.client.rooms.get(event.room_id)
             if room is not None:
                 log.info("matrix: the key for %s arrived; handling it now", event_id)
-                await self.event(room, readable)
+                await self._one_event(room, readable)
 
     async def housekeeping(self) -> None:
         """Work that does not wait for an event: reviews to post, posts to take back,
@@ -426,28 +473,40 @@ class MatrixChannel:
 
     # sending
 
-    def queue(self, room_id: str, message: Outbound | dict[str, Any]) -> None:
-        """Send after the batch is handled; a room's messages keep their order."""
-        if isinstance(message, Outbound):
-            parts: list[dict[str, Any] | Attachment] = []
-            if message.text:
-                parts.append(render(message))
-            if message.attachment is not None:
-                parts.append(message.attachment)
-            self._outgoing.setdefault(room_id, []).extend(parts)
-        else:
-            self._outgoing.setdefault(room_id, []).append(message)
+    def queue(self, room_id: str, message: Parcel | dict[str, Any]) -> None:
+        """Send after the batch is handled; a room's messages keep their order. A parcel is a
+        reply from the engine's outbox; a dict is a message the staff rooms make."""
+        self._outgoing.setdefault(room_id, []).append(message)
 
     async def _flush(self) -> None:
         outgoing, self._outgoing = self._outgoing, {}
-        await asyncio.gather(*(self._send_all(room, parts) for room, parts in outgoing.items()))
+        await asyncio.gather(*(self._send_all(room, items) for room, items in outgoing.items()))
 
-    async def _send_all(self, room_id: str, parts: list[dict[str, Any] | Attachment]) -> None:
-        for part in parts:
-            if isinstance(part, Attachment):
-                await self.send_file(room_id, part)
+    async def _send_all(self, room_id: str, items: list[Parcel | dict[str, Any]]) -> None:
+        for item in items:
+            if isinstance(item, Parcel):
+                await self._send_parcel(room_id, item)
             else:
-                await self.send(room_id, part)
+                await self.send(room_id, item)
+
+    async def _send_parcel(self, room_id: str, parcel: Parcel) -> None:
+        """The pieces of one reply (its text with the choices, a file) not sent yet, each
+        reported to the engine as it goes out. One the server refuses is not tried again:
+        nio has already waited out rate limits and retried what could not reach it."""
+        pieces: list[dict[str, Any] | Attachment] = []
+        if parcel.message.text:
+            pieces.append(render(parcel.message))
+        if parcel.message.attachment is not None:
+            pieces.append(parcel.message.attachment)
+        for done in range(parcel.parts_sent + 1, len(pieces) + 1):
+            piece = pieces[done - 1]
+            if isinstance(piece, Attachment):
+                await self.send_file(room_id, piece)
+            else:
+                await self.send(room_id, piece)
+            await self.in_engine(self.engine.sent, parcel, done, done == len(pieces))
+        if not pieces:
+            await self.in_engine(self.engine.sent, parcel, 0, True)
 
     async def send(self, room_id: str, content: dict[str, Any]) -> str | None:
         """Send one event (encrypted where the room is); its id, or None if it failed."""

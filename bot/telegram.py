@@ -10,16 +10,29 @@ and vote counts of its polls go to the engine; members' chatter never does. Tele
 who is an admin of the group (asked at most every 5 minutes); the engine decides what that
 allows.
 
-Updates are processed one after another (PTB's default), and the engine runs in one worker
-thread: SQLite and the embedding model are used from one thread per process, and the event
-loop stays free to receive while an idea is being embedded. Each update's id goes to the
-engine as its delivery key, so an update Telegram delivers again after a crash is answered
-once. Outgoing calls pass PTB's rate limiter (30 messages/s overall, 20/min per group) from a
-queue per chat (`Outbox`), so a group at its limit holds up no one else.
+Nothing is lost on a crash. PTB's Updater confirms a batch to Telegram with its next poll,
+before the batch is handled, and its webhook server answers 200 before handling; so this
+channel receives updates itself: a long-polling loop over `Bot.get_updates` that asks for
+the next offset (which is what confirms the last batch to Telegram) only after every update
+of the batch went through `Application.process_update` and the engine committed its step,
+and a small aiohttp webhook endpoint that answers 200 only after the same. Each update's id
+is the engine's delivery key, so an update Telegram delivers again after a crash is handled
+once. The engine writes the replies to its outbox in the step's transaction; this channel
+sends them afterwards and reports each piece sent, and at start it first sends whatever a
+crash left unsent. A database that cannot be written stops the channel (through `failure`)
+without confirming anything.
+
+Updates are processed one after another, and the engine runs in one worker thread: SQLite
+and the embedding model are used from one thread per process, and the event loop stays free
+to receive and send while an idea is being embedded. Outgoing calls pass PTB's rate limiter
+(30 messages/s overall, 20/min per group) from a queue per chat (`Outbox`), so a group at its
+limit holds up no one else.
 """
 
 import asyncio
+import contextlib
 import hashlib
+import hmac
 import io
 import logging
 import re
@@ -29,6 +42,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+from aiohttp import web
 from telegram import (
     BotCommand,
     BotCommandScopeAllGroupChats,
@@ -39,7 +53,7 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest
+from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -52,10 +66,13 @@ from telegram.ext import (
     filters,
 )
 
+from mitreden.bot import ChannelError, Failure
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
-from mitreden.flows.messages import Poll
+from mitreden.flows.engine import where
+from mitreden.flows.messages import Parcel, Poll
 from mitreden.identity import Pseudonymizer
+from mitreden.store import StoreError
 
 CHANNEL = "telegram"
 MAX_TEXT = 4096
@@ -66,6 +83,10 @@ ADDRESSED = re.compile(r"^/\w+@(\w+)")
 # How long a group's list of admins is trusted before it is asked for again. Every call that
 # names a group counts against Telegram's 20 per minute for that group.
 ADMINS_FOR_SECONDS = 300.0
+# A webhook post is one update; Telegram's are a few kB. Anything far larger is not Telegram.
+WEBHOOK_MAX_BYTES = 1 << 20
+# How long to wait before asking again when Telegram cannot be reached, at most.
+BACKOFF_MAX_SECONDS = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -126,34 +147,32 @@ class Outbox:
 
     Telegram lets a bot post 20 messages a minute into a group. While a busy workshop waits
     for that, updates are still handled one after another and everyone else is answered at
-    once; only that group's own messages queue up."""
+    once; only that group's own messages queue up. A reply that cannot be sent because
+    Telegram is unreachable stays queued (and in the engine's outbox) and is tried again."""
 
-    def __init__(self, send: Callable[[int, Outbound, Message | None], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[Parcel], Awaitable[None]]) -> None:
         self._send = send
-        self._queues: dict[int, asyncio.Queue[tuple[Outbound, Message | None]]] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._queues: dict[str, asyncio.Queue[Parcel]] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def put(self, chat_id: int, reply: Outbound, pressed: Message | None) -> None:
-        if chat_id not in self._queues:
-            self._queues[chat_id] = asyncio.Queue()
-            self._tasks[chat_id] = asyncio.create_task(self._drain(chat_id))
-        self._queues[chat_id].put_nowait((reply, pressed))
+    def put(self, parcel: Parcel) -> None:
+        chat = parcel.address or ""
+        if chat not in self._queues:
+            self._queues[chat] = asyncio.Queue()
+            self._tasks[chat] = asyncio.create_task(self._drain(chat))
+        self._queues[chat].put_nowait(parcel)
 
-    async def _drain(self, chat_id: int) -> None:
-        queue = self._queues[chat_id]
+    async def _drain(self, chat: str) -> None:
+        queue = self._queues[chat]
         while not queue.empty():
-            reply, pressed = queue.get_nowait()
-            try:
-                await self._send(chat_id, reply, pressed)
-            except Exception as err:  # one failed message must not silence the chat
-                log.warning("telegram: sending failed: %s: %s", type(err).__name__, err)
+            await self._send(queue.get_nowait())
         # Nothing was awaited since the queue was found empty, so nothing can be left behind.
-        del self._queues[chat_id], self._tasks[chat_id]
+        del self._queues[chat], self._tasks[chat]
 
     async def flush(self) -> None:
         """Wait until everything queued is sent (before stopping)."""
         while self._tasks:
-            await asyncio.gather(*self._tasks.values())
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
 
 def media_kind(message: Message) -> str:
@@ -180,16 +199,21 @@ class TelegramChannel:
         self.engine = engine
         self.webhook, self.secret = webhook, secret
         self.pseudonymizer = pseudonymizer
+        self.api_base_url = (api_base_url or "https://api.telegram.org").rstrip("/")
+        self.failure = Failure()
         self._own_worker = worker is None
         self._worker = worker or ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.buttons = ButtonValues()
         self.outbox = Outbox(self._send)
         self._admins: dict[int, tuple[float, frozenset[int]]] = {}
-        builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter())
+        # One update at a time, whether it came by polling or by webhook.
+        self._one_at_a_time = asyncio.Lock()
+        self._receiving: asyncio.Task[None] | None = None
+        self._site: web.AppRunner | None = None
+        builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter()).updater(None)
         if api_base_url:
             base = api_base_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
-        builder = builder.post_init(self._set_commands).post_stop(self._flush)
         self.app: Application = builder.build()
         # New messages only: an edit of an earlier message is not a new answer.
         private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
@@ -205,66 +229,174 @@ class TelegramChannel:
         self.app.add_error_handler(self._on_error)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """One line, without the update: it would carry what the resident wrote."""
-        log.warning("telegram: %s: %s", type(context.error).__name__, context.error)
+        """One line, without the update or the error's text: both can carry what a resident
+        wrote. A database that cannot be written stops the channel; anything else was this
+        one update's problem, and the next one is served."""
+        error = context.error
+        if isinstance(error, StoreError):
+            self.failure.report(error)
+        log.warning("telegram: an update could not be handled: %s", where(error))
 
-    async def _set_commands(self, app: Application) -> None:
+    async def _set_commands(self) -> None:
         """At start-up: the command menus, and the bot's name for deep links."""
-        self.buttons.bot_username = app.bot.username
+        self.buttons.bot_username = self.app.bot.username
         catalogue: Catalogue = self.engine.catalogue
         for language, code in MENU_LANGUAGES.items():
             menu = catalogue.entries(language, "command_menu")
             commands = [BotCommand(name, text) for name, text in menu.items()]
-            await app.bot.set_my_commands(commands, language_code=code)
+            await self.app.bot.set_my_commands(commands, language_code=code)
             menu = catalogue.entries(language, "group_command_menu")
             in_groups = [BotCommand(name, text) for name, text in menu.items()]
             scope = BotCommandScopeAllGroupChats()
-            await app.bot.set_my_commands(in_groups, scope=scope, language_code=code)
+            await self.app.bot.set_my_commands(in_groups, scope=scope, language_code=code)
             if language == "de":
-                await app.bot.set_my_commands(commands)
-                await app.bot.set_my_commands(in_groups, scope=scope)
+                await self.app.bot.set_my_commands(commands)
+                await self.app.bot.set_my_commands(in_groups, scope=scope)
 
     async def _in_engine(self, call: Callable[..., Any], *args: object) -> Any:
         """Run engine work in its one thread: SQLite and the model stay on that thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._worker, call, *args)
 
-    async def _handle(self, update: Update, inbound: Inbound) -> None:
-        replies = await self._in_engine(self.engine.handle, inbound)
-        chat_id = update.effective_chat.id
-        pressed = update.callback_query.message if update.callback_query else None
-        for reply in replies:
-            self.outbox.put(int(reply.to) if reply.to else chat_id, reply, pressed)
+    async def _handle(self, inbound: Inbound) -> None:
+        """The engine commits the step and its replies; they are sent from here on."""
+        for parcel in await self._in_engine(self.engine.receive, inbound):
+            self.outbox.put(parcel)
 
-    async def _flush(self, app: Application) -> None:
-        await self.outbox.flush()
+    # receiving
 
-    async def _send(self, chat_id: int, reply: Outbound, pressed: Message | None = None) -> None:
-        if reply.close_poll:
+    async def _process(self, update: Update) -> bool:
+        """Handle one update to the end (its step committed); False if the database failed,
+        and the update must not be confirmed to Telegram."""
+        async with self._one_at_a_time:
+            if self.failure.error is None:
+                await self.app.process_update(update)
+            return self.failure.error is None
+
+    async def _poll(self, timeout: int) -> None:
+        """Long polling. Asking for `offset` confirms every update before it to Telegram, so
+        the next offset is asked for only when the batch before it is handled; after a crash
+        Telegram sends the unconfirmed updates again, and the engine knows the handled ones."""
+        offset: int | None = None
+        backoff = 1.0
+        while True:
             try:
-                await self.app.bot.stop_poll(chat_id, int(reply.close_poll))
-            except BadRequest as err:  # closed by hand in Telegram, or deleted
-                log.info("telegram: poll already closed: %s", err)
+                updates = await self.app.bot.get_updates(
+                    offset=offset, timeout=timeout, allowed_updates=Update.ALL_TYPES
+                )
+            except (InvalidToken, Forbidden) as err:
+                self.failure.report(ChannelError(f"Telegram refused the bot token: {err}"))
+                return
+            except TelegramError as err:  # unreachable, a 5xx, 409 while a webhook is set, ...
+                log.warning("telegram: getUpdates failed (%s); trying again", type(err).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+                continue
+            backoff = 1.0
+            for update in updates:
+                if not await self._process(update):
+                    return
+                offset = update.update_id + 1
+
+    async def _on_webhook(self, request: web.Request) -> web.Response:
+        """One update posted by Telegram: 200 only once it is handled, so a crash before that
+        makes Telegram post it again."""
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not hmac.compare_digest(given.encode(), self.secret.encode()):
+            return web.Response(status=403)
+        try:
+            update = Update.de_json(await request.json(), self.app.bot)
+        except Exception as err:  # not an update: posting it again would not help
+            log.warning("telegram: a webhook post that is no update: %s", type(err).__name__)
+            return web.Response(status=200)
+        if update is not None and not await self._process(update):
+            return web.Response(status=503)
+        return web.Response(status=200)
+
+    async def _listen(self) -> None:
+        url, host, port = self.webhook
+        app = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
+        app.router.add_post("/" + urlsplit(url).path.lstrip("/"), self._on_webhook)
+        # At stop, a post still waiting for its turn is cut off (and posted again by Telegram).
+        self._site = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._site.setup()
+        try:
+            await web.TCPSite(self._site, host, port).start()
+        except OSError as err:
+            raise ChannelError(
+                f"cannot listen for Telegram's webhook on {host}:{port}: {err.strerror}"
+            ) from None
+        await self.app.bot.set_webhook(
+            url, secret_token=self.secret, allowed_updates=Update.ALL_TYPES
+        )
+
+    # sending
+
+    async def _send(self, parcel: Parcel) -> None:
+        """Send the pieces of one reply not yet sent, reporting each to the engine. While
+        Telegram cannot be reached the reply waits; one Telegram refuses for good (blocked
+        by the person, a chat that is gone) is dropped with a line in the log."""
+        chat_id = int(parcel.address or 0)
+        pieces = self._pieces(chat_id, parcel)
+        done = parcel.parts_sent
+        backoff = 1.0
+        while done < len(pieces) and self.failure.error is None:
+            try:
+                await pieces[done]()
+            except (BadRequest, Forbidden) as err:
+                log.warning("telegram: a reply was refused: %s", type(err).__name__)
+                done = len(pieces)
+            except TelegramError as err:
+                log.warning("telegram: sending failed (%s); trying again", type(err).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+                continue
+            else:
+                done += 1
+            try:
+                await self._in_engine(self.engine.sent, parcel, done, done == len(pieces))
+            except StoreError as err:
+                self.failure.report(err)
+
+    def _pieces(self, chat_id: int, parcel: Parcel) -> list[Callable[[], Awaitable[object]]]:
+        """What one reply takes on Telegram, in order: closing a poll, the text (edited in
+        place or in pieces of 4,096 characters), a poll, a file."""
+        reply, bot = parcel.message, self.app.bot
         keyboard = self.buttons.keyboard(reply)
-        if reply.edit and pressed is not None and reply.to is None:
-            text = split_text(reply.text)[0]
-            await self.app.bot.edit_message_text(
-                text, chat_id=chat_id, message_id=pressed.message_id, reply_markup=keyboard
+        pieces: list[Callable[[], Awaitable[object]]] = []
+        if reply.close_poll:
+            pieces.append(lambda: self._close_poll(chat_id, int(reply.close_poll or 0)))
+        if parcel.edit_key is not None:
+            text, message_id = split_text(reply.text)[0], int(parcel.edit_key)
+            pieces.append(
+                lambda: bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard
+                )
             )
         elif reply.text:
-            pieces = split_text(reply.text)
-            for n, piece in enumerate(pieces):
-                last = n == len(pieces) - 1
-                await self.app.bot.send_message(
-                    chat_id, piece, reply_markup=keyboard if last else None
+            texts = split_text(reply.text)
+            for n, text in enumerate(texts):
+                markup = keyboard if n == len(texts) - 1 else None
+                pieces.append(
+                    lambda text=text, markup=markup: bot.send_message(
+                        chat_id, text, reply_markup=markup
+                    )
                 )
         if reply.poll is not None:
-            await self._send_poll(chat_id, reply.poll)
+            poll = reply.poll
+            pieces.append(lambda: self._send_poll(chat_id, poll))
         if reply.attachment is not None:
-            document = InputFile(
-                io.BytesIO(reply.attachment.content), filename=reply.attachment.filename
+            name, content = reply.attachment.filename, reply.attachment.content
+            pieces.append(
+                lambda: bot.send_document(chat_id, InputFile(io.BytesIO(content), filename=name))
             )
-            await self.app.bot.send_document(chat_id, document)
+        return pieces
+
+    async def _close_poll(self, chat_id: int, message_id: int) -> None:
+        try:
+            await self.app.bot.stop_poll(chat_id, message_id)
+        except BadRequest:  # closed by hand in Telegram, or deleted
+            log.info("telegram: poll already closed")
 
     async def _send_poll(self, chat_id: int, poll: Poll) -> None:
         """Anonymous, so no member sees another's vote and the bot gets counts, not names."""
@@ -278,6 +410,8 @@ class TelegramChannel:
         await self._in_engine(
             self.engine.poll_posted, poll.ref, message.poll.id, str(message.message_id)
         )
+
+    # updates
 
     def _inbound(self, update: Update, **fields: str | bool | None) -> Inbound:
         chat = update.effective_chat
@@ -294,14 +428,17 @@ class TelegramChannel:
         )
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._handle(update, self._inbound(update, text=update.effective_message.text))
+        await self._handle(self._inbound(update, text=update.effective_message.text))
 
     async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        await query.answer()
-        if update.effective_chat is None:  # a button under an inline-mode message: not ours
+        with contextlib.suppress(TelegramError):  # an old press after a restart: too late
+            await query.answer()
+        if update.effective_chat is None or query.message is None:  # inline mode: not ours
             return
-        await self._handle(update, self._inbound(update, choice=self.buttons.value(query.data)))
+        value = self.buttons.value(query.data or "")
+        pressed = str(query.message.message_id)
+        await self._handle(self._inbound(update, choice=value, pressed=pressed))
 
     async def _on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message, chat = update.effective_message, update.effective_chat
@@ -312,12 +449,16 @@ class TelegramChannel:
             admin = message.sender_chat.id == chat.id
         else:
             admin = update.effective_user.id in await self._admins_of(chat.id)
-        await self._handle(update, self._inbound(update, text=message.text, room_admin=admin))
+        await self._handle(self._inbound(update, text=message.text, room_admin=admin))
 
     async def _admins_of(self, chat_id: int) -> frozenset[int]:
         asked, admins = self._admins.get(chat_id, (float("-inf"), frozenset()))
         if time.monotonic() - asked > ADMINS_FOR_SECONDS:
-            members = await self.app.bot.get_chat_administrators(chat_id)
+            try:
+                members = await self.app.bot.get_chat_administrators(chat_id)
+            except TelegramError as err:  # the last list we had, until Telegram answers
+                log.warning("telegram: cannot ask for a group's admins: %s", type(err).__name__)
+                return admins
             admins = frozenset(member.user.id for member in members)
             self._admins[chat_id] = (time.monotonic(), admins)
         return admins
@@ -330,7 +471,7 @@ class TelegramChannel:
             ChatMember.BANNED,
         )
         if joined and change.chat.type != change.chat.PRIVATE:
-            await self._handle(update, self._inbound(update, event="added"))
+            await self._handle(self._inbound(update, event="added"))
 
     async def _on_poll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         poll = update.poll
@@ -339,32 +480,42 @@ class TelegramChannel:
 
     async def _on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         kind = media_kind(update.effective_message)
-        await self._handle(update, self._inbound(update, media=kind))
+        await self._handle(self._inbound(update, media=kind))
+
+    # lifecycle
 
     async def start(self, poll_timeout: int = 10) -> None:
-        """Receive updates inside a running event loop, beside other channels."""
-        await self.app.initialize()
-        await self._set_commands(self.app)
-        await self.app.start()
+        """Send what a crash left unsent, then receive updates inside a running event loop,
+        beside other channels. Telegram that cannot be reached, or refuses the token, is an
+        error with one line naming the server (never the token)."""
+        try:
+            await self.app.initialize()
+            await self._set_commands()
+            if self.webhook is None:
+                await self.app.bot.delete_webhook()
+        except InvalidToken:
+            raise ChannelError("Telegram refused the bot token (telegram_token)") from None
+        except NetworkError as err:
+            raise ChannelError(
+                f"cannot reach the Telegram Bot API at {self.api_base_url} "
+                f"({type(err).__name__}); check telegram_api_base_url and the network"
+            ) from None
+        for parcel in await self._in_engine(self.engine.unsent, CHANNEL):
+            self.outbox.put(parcel)
         if self.webhook is None:
-            await self.app.updater.start_polling(
-                timeout=poll_timeout, allowed_updates=Update.ALL_TYPES
-            )
-            return
-        url, host, port = self.webhook
-        await self.app.updater.start_webhook(
-            listen=host,
-            port=port,
-            url_path=urlsplit(url).path.lstrip("/"),
-            webhook_url=url,
-            secret_token=self.secret,
-            allowed_updates=Update.ALL_TYPES,
-        )
+            self._receiving = asyncio.create_task(self._poll(poll_timeout))
+        else:
+            await self._listen()
 
     async def stop(self) -> None:
-        """Stop receiving, finish the updates in hand and confirm them to Telegram."""
-        await self.app.updater.stop()
-        await self.app.stop()
+        """Finish the update in hand, stop receiving, send what is queued. An update that was
+        received but not handled yet is not confirmed, so Telegram sends it again."""
+        async with self._one_at_a_time:
+            if self._receiving is not None:
+                self._receiving.cancel()
+                await asyncio.gather(self._receiving, return_exceptions=True)
+            if self._site is not None:
+                await self._site.cleanup()
         await self.outbox.flush()
         await self.app.shutdown()
         if self._own_worker:

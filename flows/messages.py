@@ -1,6 +1,9 @@
 """What adapters hand to the engine and get back: the only types a channel needs to know."""
 
+import base64
+import json
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,9 @@ class Inbound:
 
     `event="unreadable"` says a message came that the adapter cannot read yet (end-to-end
     encrypted, its key still missing); the adapter sends it again as text once it can.
+
+    `pressed` is the platform's id of the bot message whose button was pressed, so a reply
+    that replaces it (`Outbound.edit`) can still do so when it is sent after a restart.
     """
 
     channel: str
@@ -31,6 +37,7 @@ class Inbound:
     room: str | None = None
     room_admin: bool = False
     event: str | None = None
+    pressed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,57 @@ class Outbound:
     edit: bool = False
     poll: Poll | None = None
     close_poll: str | None = None
+
+
+@dataclass(frozen=True)
+class Parcel:
+    """A reply waiting in the outbox: written in the step's transaction, sent after commit.
+
+    `address` is where it goes (the chat the message came from, or `Outbound.to`); `edit_key`
+    the message it replaces, if the platform can edit; `parts_sent` how many of its pieces
+    (text pieces, a poll, a file) are out already, so a reply cut off by a crash goes on
+    where it stopped. The channel reports progress with `Engine.sent`."""
+
+    id: int
+    address: str | None
+    message: Outbound
+    edit_key: str | None = None
+    parts_sent: int = 0
+
+
+def dump_outbound(message: Outbound) -> str:
+    """An Outbound as JSON for the outbox (a file's bytes as base64)."""
+    data: dict[str, Any] = {
+        "text": message.text,
+        "choices": [[c.value, c.label, c.private_start] for c in message.choices],
+        "to": message.to,
+        "edit": message.edit,
+        "close_poll": message.close_poll,
+    }
+    if message.attachment is not None:
+        attachment = message.attachment
+        content = base64.b64encode(attachment.content).decode("ascii")
+        data["attachment"] = [attachment.filename, attachment.media_type, content]
+    if message.poll is not None:
+        data["poll"] = [message.poll.question, list(message.poll.options), message.poll.ref]
+    return json.dumps(data, ensure_ascii=False)
+
+
+def load_outbound(raw: str) -> Outbound:
+    data = json.loads(raw)
+    attachment = poll = None
+    if "attachment" in data:
+        filename, media_type, content = data["attachment"]
+        attachment = Attachment(filename, media_type, base64.b64decode(content))
+    if "poll" in data:
+        question, options, ref = data["poll"]
+        poll = Poll(question, tuple(options), ref)
+    return Outbound(
+        data["text"],
+        tuple(Choice(value, label, private) for value, label, private in data["choices"]),
+        attachment=attachment,
+        to=data["to"],
+        edit=data["edit"],
+        poll=poll,
+        close_poll=data["close_poll"],
+    )

@@ -200,10 +200,30 @@ def _reviews(db: sqlite_utils.Database) -> None:
     )
 
 
+def _outbox(db: sqlite_utils.Database) -> None:
+    """Replies written in the same transaction as the step that made them, sent after commit.
+
+    A crash between the commit and the send leaves the reply here, and the channel sends it
+    after a restart; `parts_sent` counts the pieces (text pieces, a poll, a file) already out,
+    so a reply cut off half-way goes on where it stopped. Sent rows are deleted. A row holds
+    what the resident is told (their idea read back, their data export), so it carries the
+    participant and goes with an erasure. `deliveries.outcome` says whether a message was
+    handled or failed (a poison message: answered with an apology, never handled again)."""
+    db.execute(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL, "
+        "address TEXT, edit_key TEXT, participant_id TEXT, message TEXT NOT NULL, "
+        "parts_sent INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX outbox_channel ON outbox(channel, id)")
+    db.execute("CREATE INDEX outbox_participant ON outbox(participant_id)")
+    db.execute("ALTER TABLE deliveries ADD COLUMN outcome TEXT NOT NULL DEFAULT 'handled'")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
     _deliveries,
     _workshops,
     _reviews,
+    _outbox,
 ]

@@ -7,6 +7,7 @@ conversation step together with the idea it created, or neither.
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,18 @@ import sqlite_utils
 from mitreden.store.schema import MIGRATIONS
 
 # Tables holding a participant's rows, in an order that respects the foreign keys.
-PARTICIPANT_TABLES = ("supports", "contacts", "ideas", "consents", "conversations", "participants")
+PARTICIPANT_TABLES = (
+    "supports",
+    "contacts",
+    "ideas",
+    "consents",
+    "conversations",
+    "outbox",
+    "participants",
+)
+# How long a statement waits for another connection's write lock before the database counts
+# as locked (SQLITE_BUSY).
+BUSY_SECONDS = 5.0
 # What the conversation may change on an idea after it was written.
 IDEA_COLUMNS = frozenset(
     {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
@@ -29,6 +41,37 @@ IDEA_COLUMNS = frozenset(
 
 class StoreError(Exception):
     """The database cannot be opened or is from a newer mitreden."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be written just now (full disk, read-only, locked, I/O error).
+
+    No message is at fault, so none is answered or acknowledged: the platform delivers it
+    again once the operator has fixed the database."""
+
+
+# SQLite's primary result codes that mean the file or disk, not the statement, failed.
+UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_PERM,
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_CORRUPT,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_NOTADB,
+    }
+)
+
+
+def unavailable(err: BaseException) -> StoreUnavailable | None:
+    """The database failure behind `err` as a StoreUnavailable, or None if it is none."""
+    code = getattr(err, "sqlite_errorcode", None)
+    if isinstance(err, sqlite3.Error) and code is not None and code & 0xFF in UNAVAILABLE_CODES:
+        return StoreUnavailable(f"the database cannot be written: {err}")
+    return None
 
 
 @dataclass
@@ -55,34 +98,57 @@ class Store:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS
+            )
             self.db = sqlite_utils.Database(conn)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            # First of all, so that every later statement waits for another process's write
+            # (another mitreden starting on the same file) instead of failing at once.
+            self.db.execute(f"PRAGMA busy_timeout={int(BUSY_SECONDS * 1000)}")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             # Deleted rows are overwritten with zeros, so erased words do not linger in free pages.
             self.db.execute("PRAGMA secure_delete=ON")
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self._write_ahead_log()
             self._migrate()
         except sqlite3.DatabaseError as err:
+            raise StoreError(f"cannot open the database {self.path}: {err}") from err
+        except OSError as err:  # its folder cannot be made: a read-only or full file system
             raise StoreError(f"cannot open the database {self.path}: {err}") from err
 
     def close(self) -> None:
         self.db.conn.close()
 
+    def _write_ahead_log(self) -> None:
+        """Switch to write-ahead logging (readers never block the writer). On a brand-new file
+        that another process switches at the same moment, SQLite may report the database
+        locked at once instead of waiting; the switch is tried again until the busy timeout."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as err:
+                busy = getattr(err, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(
-                f"{self.path} has schema version {version}, newer than this mitreden "
-                f"knows ({len(MIGRATIONS)}); upgrade mitreden"
-            )
+        """Bring the schema up to date, once, however many processes open the file together.
+
+        The write lock is taken before the version is read, so a second process starting on
+        a new file waits for the first and then finds nothing left to do. The version read
+        without the lock first spares an up-to-date database (the usual case) that lock."""
+        if self._version() == len(MIGRATIONS):
+            return
         # SQLite's way to rebuild a table: references are switched off while a migration runs
         # (it cannot be switched inside a transaction) and checked before it commits.
         self.db.execute("PRAGMA foreign_keys=OFF")
         try:
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                with self.transaction():
+            with self.transaction():
+                version = self._version()
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                     migration(self.db)
                     broken = self.db.execute("PRAGMA foreign_key_check").fetchall()
                     if broken:
@@ -90,6 +156,16 @@ class Store:
                     self.db.execute(f"PRAGMA user_version={number}")
         finally:
             self.db.execute("PRAGMA foreign_keys=ON")
+
+    def _version(self) -> int:
+        """How many migrations the file has had; one from a newer mitreden is refused."""
+        version = self.schema_version
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this mitreden "
+                f"knows ({len(MIGRATIONS)}); upgrade mitreden"
+            )
+        return version
 
     @property
     def schema_version(self) -> int:
@@ -142,7 +218,9 @@ class Store:
 
     # deliveries
 
-    def first_delivery(self, channel: str, key: str, now: str, keep_days: int = 7) -> bool:
+    def first_delivery(
+        self, channel: str, key: str, now: str, outcome: str = "handled", keep_days: int = 7
+    ) -> bool:
         """Record a platform message id; False if it was recorded before (a redelivery).
 
         Ids older than `keep_days` are dropped: no platform redelivers that late.
@@ -150,9 +228,48 @@ class Store:
         cutoff = (datetime.fromisoformat(now) - timedelta(days=keep_days)).isoformat()
         self.db.execute("DELETE FROM deliveries WHERE at < ?", (cutoff,))
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?)", (channel, key, now)
+            "INSERT OR IGNORE INTO deliveries (channel, key, at, outcome) VALUES (?, ?, ?, ?)",
+            (channel, key, now, outcome),
         )
         return cursor.rowcount == 1
+
+    def failed_deliveries(self, channel: str) -> list[str]:
+        """Keys of messages whose handling raised: answered with an apology, never again."""
+        cursor = self.db.execute(
+            "SELECT key FROM deliveries WHERE channel = ? AND outcome = 'failed' ORDER BY at",
+            (channel,),
+        )
+        return [row[0] for row in cursor]
+
+    # outbox
+
+    def post(
+        self,
+        channel: str,
+        address: str | None,
+        message: str,
+        now: str,
+        participant_id: str | None = None,
+        edit_key: str | None = None,
+    ) -> int:
+        """Queue a reply (serialised by the caller) to be sent after the transaction commits."""
+        cursor = self.db.execute(
+            "INSERT INTO outbox (channel, address, edit_key, participant_id, message, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (channel, address, edit_key, participant_id, message, now),
+        )
+        return cursor.lastrowid
+
+    def unsent(self, channel: str) -> list[dict[str, Any]]:
+        """Replies of a channel not yet (fully) sent, oldest first."""
+        return self._all("SELECT * FROM outbox WHERE channel = ? ORDER BY id", (channel,))
+
+    def sent(self, outbox_id: int, parts: int, done: bool) -> None:
+        """`parts` pieces of a reply are out; a finished reply leaves the outbox."""
+        if done:
+            self.db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+        else:
+            self.db.execute("UPDATE outbox SET parts_sent = ? WHERE id = ?", (parts, outbox_id))
 
     # participants and consent
 
@@ -411,11 +528,16 @@ class Store:
     # workshops in group chats (see flows/workshop.py)
 
     def add_room(self, channel: str, room: str, address: str, added_by: str, now: str) -> int:
-        """Remember a group the bot was added to, and by whom: they may lead sessions there."""
+        """Remember a group the bot was added to, and by whom: they may lead sessions there.
+
+        Only the add that first brings the room to our notice names that person. Any member can
+        remove the bot and add it again, so a later add changes nothing but the address; that
+        holds too when the room was first seen through an admin's `/workshop`, and after the
+        first adder's erasure cleared `added_by`. Leading then rests with the group's admins,
+        as the platform reports them with each message (a group always has its creator)."""
         self.db.execute(
             "INSERT INTO rooms (channel, room, address, added_by, added_at) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (channel, room) DO UPDATE SET address = excluded.address, "
-            "added_by = excluded.added_by, added_at = excluded.added_at",
+            "ON CONFLICT (channel, room) DO UPDATE SET address = excluded.address",
             (channel, room, address, added_by, now),
         )
         return self.room(channel, room)["id"]
