@@ -6,29 +6,47 @@ whatever the step wrote, in one SQLite transaction; in-memory NLP state is updat
 that transaction committed.
 """
 
+import dataclasses
 import difflib
 import json
 import logging
 import re
 import time
+import traceback
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from mitreden.flows import actions, workshop
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import ChoiceSpec, Flow, Step
-from mitreden.flows.messages import Attachment, Choice, Inbound, Outbound
+from mitreden.flows.messages import (
+    Attachment,
+    Choice,
+    Inbound,
+    Outbound,
+    Parcel,
+    dump_outbound,
+    load_outbound,
+)
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
-from mitreden.store.store import Conversation
+from mitreden.store.store import Conversation, unavailable
 
 log = logging.getLogger(__name__)
 SKIP = "skip"
 COMMAND = re.compile(r"^/(\w+)(?:@\w+)?(?:\s|$)", re.UNICODE)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Only ASCII digits pick a numbered choice: "²", "①" or "٣" are digits to str.isdigit() too.
+NUMBER = re.compile(r"[0-9]{1,3}")
+# Beyond any platform's message size; a longer text is cut here, before anything reads it.
+TEXT_LIMIT = 65_536
+# Longer than any button value the engine makes, so a longer one is no valid choice.
+CHOICE_LIMIT = 256
 # What a conversation may keep of a rejected draft: generous, but bounded.
 DRAFT_LIMIT = 20_000
 
@@ -37,9 +55,47 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def where(err: BaseException) -> str:
+    """An error's type and the place it was raised, never its message: that can quote what a
+    resident wrote."""
+    frames = traceback.extract_tb(err.__traceback__)
+    if not frames:
+        return type(err).__name__
+    last = frames[-1]
+    return f"{type(err).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
+
+
 def clean(text: str | None) -> str:
     """Text as the engine reasons about it: NFC, no control characters, trimmed."""
     return CONTROL.sub("", unicodedata.normalize("NFC", text or "")).strip()
+
+
+def encodable(text: str) -> str:
+    """`text` as UTF-8, and so SQLite, can store it: surrogate pairs joined, lone surrogates
+    replaced by U+FFFD. Python strings may hold them (from a lenient decoder or a test), and
+    storing one raises UnicodeEncodeError deep inside a step."""
+    if SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def sanitised(msg: Inbound) -> Inbound:
+    """The inbound as the engine may store and compare it: every string encodable, the text
+    bounded, and a choice value longer than any button's made empty, which matches nothing.
+    Done once at the door, so no step needs to distrust what an adapter passed on."""
+    changes: dict[str, str] = {}
+    for field in dataclasses.fields(msg):
+        value = getattr(msg, field.name)
+        if not isinstance(value, str):
+            continue
+        fixed = encodable(value)
+        if field.name == "text":
+            fixed = fixed[:TEXT_LIMIT]
+        elif field.name == "choice" and len(fixed) > CHOICE_LIMIT:
+            fixed = ""
+        if fixed != value:
+            changes[field.name] = fixed
+    return dataclasses.replace(msg, **changes) if changes else msg
 
 
 def _fold(text: str) -> str:
@@ -103,22 +159,51 @@ class Engine:
         actions.check(flow, catalogue)
 
     def handle(self, msg: Inbound) -> list[Outbound]:
+        """Handle one message for a caller that delivers the replies as it gets them (the
+        terminal, tests, benches): they leave the outbox at once."""
+        parcels = self.receive(msg)
+        if parcels:
+            with self.store.transaction():
+                for parcel in parcels:
+                    self.store.sent(parcel.id, 0, done=True)
+        return [parcel.message for parcel in parcels]
+
+    def receive(self, msg: Inbound) -> list[Parcel]:
+        """Handle one message: run one step and queue its replies in the outbox, all in one
+        transaction. The channel sends the parcels and reports each with `sent`.
+
+        A message that makes a step raise is poison: the step is rolled back, the person gets
+        an apology and the question again, the message is recorded as failed (so a
+        redelivery is not handled again), and the log names the error's type and place but
+        never the words. A database that cannot be written is no fault of the message:
+        StoreUnavailable goes up, nothing is recorded, and the platform's redelivery (the
+        channel acknowledges nothing it did not commit) finds it once the operator fixed it.
+        """
+        msg = sanitised(msg)
         started, now = time.perf_counter(), self.clock()
-        with self.store.transaction():
-            if msg.key and not self.store.first_delivery(msg.channel, msg.key, now.isoformat()):
-                log.info("%s message %s delivered again; answered before", msg.channel, msg.key)
-                return []
-            conv = self.store.conversation(msg.participant)
-            turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
-            self._dispatch(turn, is_new=conv is None)
-            if not turn.erased:
-                turn.conv.updated_at = turn.now
-                self.store.save_conversation(turn.conv)
+        try:
+            with self.store.transaction():
+                stamp = now.isoformat()
+                if msg.key and not self.store.first_delivery(msg.channel, msg.key, stamp):
+                    log.info("%s message %s delivered again; answered before", msg.channel, msg.key)
+                    return []
+                conv = self.store.conversation(msg.participant)
+                turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
+                self._dispatch(turn, is_new=conv is None)
+                if not turn.erased:
+                    turn.conv.updated_at = turn.now
+                    self.store.save_conversation(turn.conv)
+                parcels = self._post(msg, turn.out, None if turn.erased else msg.participant)
+        except Exception as err:
+            down = unavailable(err)
+            if down is not None:
+                raise down from err
+            return self._failed(msg, now, err)
         for job in turn.after_commit:
             try:
                 job()
-            except Exception:  # the step is stored; memory catches up at the next regroup
-                log.exception("updating memory after a committed step failed")
+            except Exception as err:  # the step is stored; memory catches up at the next regroup
+                log.error("updating memory after a committed step failed: %s", where(err))
         log.info(
             "%s %s… now at %s (%.1f ms)",
             msg.channel,
@@ -126,7 +211,57 @@ class Engine:
             "erased" if turn.erased else turn.conv.step,
             (time.perf_counter() - started) * 1000,
         )
-        return turn.out
+        return parcels
+
+    def _post(self, msg: Inbound, replies: list[Outbound], author: str | None) -> list[Parcel]:
+        """Write replies to the outbox. A reply to the author's own chat carries their key, so
+        an erasure takes it along; a reply that replaces the pressed message keeps its id."""
+        parcels = []
+        stamp = self.clock().isoformat()
+        for reply in replies:
+            address = reply.to or msg.address
+            edit_key = msg.pressed if reply.edit and reply.to is None else None
+            owner = author if reply.to is None else None
+            row = self.store.post(
+                msg.channel, address, dump_outbound(reply), stamp, owner, edit_key
+            )
+            parcels.append(Parcel(row, address, reply, edit_key))
+        return parcels
+
+    def _failed(self, msg: Inbound, now: datetime, err: Exception) -> list[Parcel]:
+        """A poison message: recorded as failed and answered with an apology."""
+        log.error("%s message could not be handled: %s", msg.channel, where(err))
+        try:
+            with self.store.transaction():
+                if msg.key:
+                    self.store.first_delivery(msg.channel, msg.key, now.isoformat(), "failed")
+                conv = self.store.conversation(msg.participant)
+                turn = Turn(self, msg, conv or self._fresh(msg.participant, now), now)
+                turn.say("sorry_failed")
+                if msg.room is None:
+                    self.reprompt(turn)
+                return self._post(msg, turn.out, msg.participant)
+        except Exception as again:
+            down = unavailable(again)
+            if down is not None:
+                raise down from again
+            log.error("%s message: the apology failed too: %s", msg.channel, where(again))
+            return []
+
+    def sent(self, parcel: Parcel, parts: int, done: bool) -> None:
+        """A channel sent `parts` pieces of a parcel (all of them if `done`)."""
+        with self.store.transaction():
+            self.store.sent(parcel.id, parts, done)
+
+    def unsent(self, channel: str) -> list[Parcel]:
+        """Replies a channel has not (fully) sent, oldest first: after a crash, its first work."""
+        parcels = []
+        for row in self.store.unsent(channel):
+            message = load_outbound(row["message"])
+            parcels.append(
+                Parcel(row["id"], row["address"], message, row["edit_key"], row["parts_sent"])
+            )
+        return parcels
 
     def _fresh(self, participant: str, now: datetime, language: str = "de") -> Conversation:
         stamp = now.isoformat(timespec="seconds")
@@ -326,10 +461,18 @@ class Engine:
             self.enter(turn, target)
 
     def _text_input(self, turn: Turn, step: Step) -> str | None:
-        """Free text, with a kept draft: too short is added to, too long is kept to shorten."""
+        """Free text, with a kept draft: too short is added to, too long is kept to shorten.
+
+        An answer to a question this step does not ask is neither kept nor added to the draft:
+        someone typing ahead (a script, or a returning person answering the questions they
+        remember) would otherwise file "1 ja" as the start of their idea."""
         text = clean(turn.msg.text)
         if turn.msg.choice is not None or not text:
             turn.say("text_only")
+            self.reprompt(turn)
+            return None
+        if self._answers_elsewhere(turn, text):
+            turn.say("answer_for_another_question")
             self.reprompt(turn)
             return None
         draft = turn.data.pop("draft", None)
@@ -346,6 +489,23 @@ class Engine:
             return None
         return text
 
+    def _answers_elsewhere(self, turn: Turn, text: str) -> bool:
+        """Whether free text is all an answer to a choice question: a number, a yes, no or skip
+        word, or the label of a fixed choice of any step (a district, an age band, …). No idea
+        consists of only that, while a real word too short on its own still starts a draft."""
+        typed = _fold(text)
+        if not typed:
+            return False
+        if typed.isascii() and typed.isdigit():
+            return True
+        answers = {turn.text("skip")}
+        for key in ("words_yes", "words_no", "words_skip"):
+            answers |= self.catalogue.words(turn.lang, key)
+        for other in self.flow.steps.values():
+            specs = (*other.choices, *other.extra)
+            answers |= {spec.text or turn.text(spec.label) for spec in specs}
+        return typed in {_fold(answer) for answer in answers}
+
     def match(self, turn: Turn) -> str | None:
         """Which offered choice a button press or typed text means, or None."""
         offered = turn.data.get("offered", [])
@@ -355,7 +515,7 @@ class Engine:
         typed = _fold(turn.msg.text or "")
         if not typed:
             return None
-        if typed.isdigit():
+        if NUMBER.fullmatch(typed):
             number = int(typed)
             return values[number - 1] if 1 <= number <= len(values) else None
         labels = {_fold(label): v for v, label in offered}
