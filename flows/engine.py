@@ -37,6 +37,8 @@ from mitreden.store import Store
 from mitreden.store.store import Conversation, unavailable
 
 log = logging.getLogger(__name__)
+# Where mitreden's own modules live (the package, or the checkout when installed editable).
+SOURCE = Path(__file__).resolve().parents[1]
 SKIP = "skip"
 COMMAND = re.compile(r"^/(\w+)(?:@\w+)?(?:\s|$)", re.UNICODE)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -57,12 +59,18 @@ def utcnow() -> datetime:
 
 def where(err: BaseException) -> str:
     """An error's type and the place it was raised, never its message: that can quote what a
-    resident wrote."""
+    resident wrote. The place is the innermost frame of mitreden's own code, and where a
+    library raised it, if that is deeper."""
     frames = traceback.extract_tb(err.__traceback__)
     if not frames:
         return type(err).__name__
-    last = frames[-1]
-    return f"{type(err).__name__} at {Path(last.filename).name}:{last.lineno} in {last.name}"
+    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(SOURCE)] or frames
+
+    def place(frame: traceback.FrameSummary) -> str:
+        return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+    found = f"{type(err).__name__} at {place(ours[-1])}"
+    return found if ours[-1] is frames[-1] else f"{found} (raised in {place(frames[-1])})"
 
 
 def clean(text: str | None) -> str:
@@ -395,12 +403,16 @@ class Engine:
             self.enter(turn, "idea")
 
     def resume(self, turn: Turn, fallback: str) -> None:
-        """Go back to the step a command interrupted, asking its question again."""
+        """Go back to the step a command interrupted, asking its question again. An ended
+        conversation stays ended; its closing words come again only if nothing else answered
+        (a new language chosen after goodbye), so no message goes unanswered."""
         target = turn.data.pop("resume", None)
         if target not in self.flow.steps:
             self.enter(turn, fallback)
-        elif self.flow.steps[target].end:
+        elif self.flow.steps[target].end and turn.out:
             turn.conv.step = target
+        elif self.flow.steps[target].end:
+            self.enter(turn, target)
         else:
             self.enter(turn, target)
 

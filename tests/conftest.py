@@ -5,10 +5,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
 from synapse_server import SynapseServer
 from telegram_server import TelegramTestServer
 
+from mitreden.bot.matrix import MatrixChannel
 from mitreden.bot.telegram import TelegramChannel
+from mitreden.config import Settings
 from mitreden.data import default_taxonomy_path
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
@@ -162,3 +165,46 @@ def synapse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SynapseServer]
     with SynapseServer(tmp_path_factory.mktemp("synapse")) as server:
         print(f"Synapse started in {server.startup_seconds:.2f} s")
         yield server
+
+
+MATRIX_SECRET = b"matrix-test-secret-0123456789abc"
+
+
+@pytest.fixture
+def bot_settings(synapse: SynapseServer, db_path: Path) -> Settings:
+    user_id, _ = synapse.register(fresh_localpart("mitreden"), PASSWORD)
+    return Settings(
+        db=db_path,
+        matrix_homeserver=synapse.base_url,
+        matrix_user_id=user_id,
+        matrix_password=PASSWORD,
+    )
+
+
+async def start_bot(engine: Engine, settings: Settings) -> MatrixChannel:
+    channel = MatrixChannel(
+        engine, Pseudonymizer(MATRIX_SECRET), settings, sync_timeout_ms=1_000
+    )
+    await channel.start()
+    return channel
+
+
+@pytest.fixture
+async def bot(make_engine: Callable[..., Engine], bot_settings: Settings) -> AsyncIterator:
+    channel = await start_bot(make_engine(), bot_settings)
+    yield channel
+    await channel.stop()
+
+
+@pytest.fixture
+async def people(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Callable]:
+    """Makes logged-in people; closes them all at the end."""
+    made: list[MatrixPerson] = []
+
+    async def person(name: str = "resident") -> MatrixPerson:
+        made.append(MatrixPerson(synapse, tmp_path / "people", name))
+        return await made[-1].login()
+
+    yield person
+    for one in made:
+        await one.close()

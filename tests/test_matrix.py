@@ -11,14 +11,14 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Resident
-from matrix_people import ENCRYPTION_STATE, PASSWORD, MatrixPerson, fresh_localpart
+from conftest import Resident, start_bot
+from matrix_people import ENCRYPTION_STATE, PASSWORD, MatrixPerson
 from nio import (
     DownloadResponse,
     RedactionEvent,
@@ -37,49 +37,9 @@ from mitreden.cli import main
 from mitreden.config import Settings
 from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
-from mitreden.identity import Pseudonymizer
 from mitreden.store import Store
 
-SECRET = b"matrix-test-secret-0123456789abc"
 IDEA = "Mehr Sitzbänke und Schatten im Görlitzer Park, bitte mit Trinkbrunnen"
-
-
-@pytest.fixture
-def bot_settings(synapse: SynapseServer, db_path: Path) -> Settings:
-    user_id, _ = synapse.register(fresh_localpart("mitreden"), PASSWORD)
-    return Settings(
-        db=db_path,
-        matrix_homeserver=synapse.base_url,
-        matrix_user_id=user_id,
-        matrix_password=PASSWORD,
-    )
-
-
-async def start_bot(engine: Engine, settings: Settings) -> MatrixChannel:
-    channel = MatrixChannel(engine, Pseudonymizer(SECRET), settings, sync_timeout_ms=1_000)
-    await channel.start()
-    return channel
-
-
-@pytest.fixture
-async def bot(make_engine: Callable[..., Engine], bot_settings: Settings) -> AsyncIterator:
-    channel = await start_bot(make_engine(), bot_settings)
-    yield channel
-    await channel.stop()
-
-
-@pytest.fixture
-async def people(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Callable]:
-    """Makes logged-in people; closes them all at the end."""
-    made: list[MatrixPerson] = []
-
-    async def person(name: str = "resident") -> MatrixPerson:
-        made.append(MatrixPerson(synapse, tmp_path / "people", name))
-        return await made[-1].login()
-
-    yield person
-    for one in made:
-        await one.close()
 
 
 def de(catalogue: Catalogue, key: str) -> str:
