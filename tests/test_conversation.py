@@ -244,6 +244,39 @@ def test_too_short_idea_is_kept_and_completed(resident: Resident) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "typed", ["1", "3.", "ja", "Nein", "Pankow", "weiß nicht", "Keine Angabe", "überspringen"]
+)
+def test_an_answer_for_another_question_is_not_glued_into_the_idea(
+    resident: Resident, typed: str
+) -> None:
+    resident.consent()
+    resident.says("Radwege")
+    resident.says(typed)
+    assert "andere Frage" in resident.replies[0].text
+    assert "Was ist deine Idee" in resident.last.text
+    resident.says("breiter machen in der Karl-Marx-Straße")
+    assert resident.step == "field"
+    assert resident.engine.store.ideas()[0]["text"] == (
+        "Radwege breiter machen in der Karl-Marx-Straße"
+    )
+
+
+def test_a_returning_person_typing_ahead_is_asked_for_the_idea(resident: Resident) -> None:
+    """The README's scripted demo a second time: the answers to language and consent reach
+    the idea question, which they do not answer."""
+    resident.consent()
+    resident.says("/abbrechen")
+    resident.says("Hallo")
+    assert "Schön, dass du wieder da bist" in resident.text()
+    for typed in ("1", "ja"):
+        resident.says(typed)
+        assert "andere Frage" in resident.text() and resident.step == "idea"
+    assert "draft" not in resident.engine.store.conversation(resident.key).data
+    resident.says("Mehr Bäume gegen die Hitze im Sommer")
+    assert resident.engine.store.ideas()[0]["text"] == "Mehr Bäume gegen die Hitze im Sommer"
+
+
 def test_too_long_idea_is_kept_until_shortened(resident: Resident) -> None:
     resident.consent()
     long_text = "Mehr Grün im Kiez. " * 200

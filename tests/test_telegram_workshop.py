@@ -36,6 +36,12 @@ class Group:
         self.server.press(self.chat, self.people[name], message, value)
 
     def bot_is_added_by(self, name: str) -> None:
+        self._bot_status_changed_by(name, "left", "member")
+
+    def bot_is_removed_by(self, name: str) -> None:
+        self._bot_status_changed_by(name, "member", "left")
+
+    def _bot_status_changed_by(self, name: str, old: str, new: str) -> None:
         bot = self.server.bot
         self.server.deliver(
             {
@@ -43,8 +49,8 @@ class Group:
                     "chat": self.chat,
                     "from": self.people[name],
                     "date": int(time.time()),
-                    "old_chat_member": {"status": "left", "user": bot},
-                    "new_chat_member": {"status": "member", "user": bot},
+                    "old_chat_member": {"status": old, "user": bot},
+                    "new_chat_member": {"status": new, "user": bot},
                 }
             }
         )
@@ -175,6 +181,29 @@ async def test_a_member_cannot_end_and_chatter_stays_unread(channel, server) -> 
         is None
     ), "members' chatter never reaches the engine"
     assert len(server.sent(group.chat)) == 2
+
+
+async def test_a_member_who_re_adds_the_bot_cannot_end_the_workshop(channel, server) -> None:
+    """Removing the bot and adding it back does not make a member a leader."""
+    store = channel.engine.store
+    group = Group(server)
+    group.bot_is_added_by("leader")
+    await group.expect("/workshop")
+    group.says("admin", "/workshop Zukunftswerkstatt")
+    await group.expect("„Zukunftswerkstatt“ läuft")
+    group.bot_is_removed_by("mia")
+    group.bot_is_added_by("mia")
+    await group.expect("/workshop")
+    group.says("mia", "/ende")
+    await group.expect("Das darf nur")
+    room = engine_room(channel, group)
+    assert store.running_workshop("telegram", room) is not None
+    leader = channel.pseudonymizer.participant("telegram", str(group.people["leader"]["id"]))
+    assert store.room("telegram", room)["added_by"] == leader
+    group.says("leader", "/ende")
+    await group.expect("„Zukunftswerkstatt“ ist zu Ende")
+    assert store.running_workshop("telegram", room) is None
+    assert server.unknown_methods == [] and server.errors == []
 
 
 async def test_a_group_at_its_rate_limit_holds_up_no_private_answer(channel, server) -> None:

@@ -166,6 +166,41 @@ def test_an_admin_may_lead_and_a_finished_link_says_so(engine, group) -> None:
     assert engine.store.conversation("p-late").data.get("workshop") is None
 
 
+def test_adding_the_bot_again_makes_nobody_a_leader(engine, group) -> None:
+    """Any member can remove the bot and add it back: only the first add names a leader."""
+    leader, admin, mia = group["leader"], group["admin"], group["mia"]
+    admin.says("/workshop Zukunftswerkstatt")
+    mia.adds_the_bot()
+    assert "/workshop" in mia.text(), "the bot says hello again"
+    for command in ("/abstimmen", "/ende"):
+        mia.says(command)
+        assert "nur" in mia.text(), "a re-add does not make her a leader"
+    assert engine.store.running_workshop("test", ROOM) is not None
+    leader.adds_the_bot()  # the first adder again: changes nothing either
+    assert engine.store.room("test", ROOM)["added_by"] == "p-leader"
+    leader.says("/ende")
+    assert "„Zukunftswerkstatt“ ist zu Ende" in leader.text(), "the first adder leads"
+    assert engine.store.running_workshop("test", ROOM) is None
+
+    mia.says("/workshop Unsere Runde")
+    assert "nur" in mia.text()
+    admin.says("/workshop Zweite Runde")
+    admin.says("/ende")
+    assert "„Zweite Runde“ ist zu Ende" in admin.text(), "the group's admins lead too"
+
+
+def test_after_the_first_adder_is_erased_a_re_add_still_names_no_leader(engine, group) -> None:
+    engine.handle(Inbound("test", "p-leader", text="/loeschen"))
+    engine.handle(Inbound("test", "p-leader", text="ja"))
+    assert engine.store.room("test", ROOM)["added_by"] is None
+    group["mia"].adds_the_bot()
+    assert engine.store.room("test", ROOM)["added_by"] is None
+    group["mia"].says("/workshop Meine Runde")
+    assert "nur" in group["mia"].text()
+    group["admin"].says("/workshop Runde der Admins")
+    assert "läuft" in group["admin"].text()
+
+
 def test_more_ideas_than_poll_options_are_grouped(engine, group) -> None:
     group["leader"].says("/workshop Viele Ideen")
     topics = [
