@@ -255,6 +255,9 @@ class MatrixChannel:
         self.session.lock()
         running = self.client.config
         self.client.config = dataclasses.replace(running, max_timeouts=START_TRIES)
+        # nio's line for each retry would come before ours; at start, ours says it all.
+        retries = logging.getLogger("nio.client.async_client")
+        level, _ = retries.level, retries.setLevel(logging.ERROR)
         try:
             await self.session.login(self.client)
             await self.moderators.resolve()
@@ -283,6 +286,7 @@ class MatrixChannel:
             raise
         finally:
             self.client.config = running
+            retries.setLevel(level)
         self._stopping.clear()
         self._loop_task = asyncio.create_task(self._loop())
         log.info("matrix: %s (device %s) is listening", self.client.user_id, self.client.device_id)

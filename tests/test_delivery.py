@@ -7,6 +7,10 @@ A poison message is made the way a real one would reach us: the database itself 
 
 import asyncio
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -252,3 +256,50 @@ async def test_a_level_50_moderator_decides_after_a_restart(
     finally:
         await bot.stop()
     assert Store(db_path).idea(1)["review"] == "approved"
+
+
+# servers that cannot be reached
+
+
+def run_cli(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
+    env.update(MITREDEN_DB=str(tmp_path / "m.db"), MITREDEN_EMBEDDING_BACKEND="none", **settings)
+    return subprocess.run(
+        [sys.executable, "-m", "mitreden.cli", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_telegram_server_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw-secret"
+    ran = run_cli(
+        tmp_path,
+        MITREDEN_TELEGRAM_TOKEN=token,
+        MITREDEN_TELEGRAM_API_BASE_URL=f"http://127.0.0.1:{closed_port()}",
+    )
+    assert ran.returncode == 2
+    assert ran.stdout == "" and len(ran.stderr.splitlines()) == 1, ran.stderr
+    assert "cannot reach the Telegram Bot API" in ran.stderr and token not in ran.stderr
+
+
+def test_a_homeserver_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None:
+    password = "correct horse battery staple"
+    ran = run_cli(
+        tmp_path,
+        MITREDEN_MATRIX_HOMESERVER=f"http://127.0.0.1:{closed_port()}",
+        MITREDEN_MATRIX_USER_ID="@mitreden:example.org",
+        MITREDEN_MATRIX_PASSWORD=password,
+    )
+    assert ran.returncode == 2
+    assert len(ran.stderr.splitlines()) == 1, ran.stderr
+    assert "cannot reach the Matrix homeserver" in ran.stderr and password not in ran.stderr
