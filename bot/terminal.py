@@ -4,6 +4,7 @@ It works the same typed by hand or piped from a script; end of input ends the se
 Choices are shown numbered; the engine understands the number or the label.
 """
 
+import io
 import sys
 from typing import TextIO
 
@@ -33,6 +34,10 @@ def run_terminal(
     stdout: TextIO = sys.stdout,
 ) -> int:
     """Chat until end of input; returns how many messages were handled."""
+    if isinstance(stdin, io.TextIOWrapper):
+        # Bytes that are no UTF-8 (a file in another encoding, a cut character) become U+FFFD;
+        # in a UTF-8 locale Python would otherwise end the chat with a UnicodeDecodeError.
+        stdin.reconfigure(errors="replace")
     participant = pseudonymizer.participant(CHANNEL, user)
     interactive = stdin.isatty()
     handled = 0

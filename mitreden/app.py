@@ -16,18 +16,24 @@ log = logging.getLogger(__name__)
 
 
 def build_engine(settings: Settings, store: Store | None = None) -> Engine:
-    store = store or Store(settings.db)
+    """The engine for `settings`. Everything that can be wrong with them (taxonomy, flow,
+    catalogues, embedding backend and model) is loaded before the database is opened, so a
+    bad setting leaves no database file behind."""
     taxonomy = load_taxonomy(settings.taxonomy)
-    nlp = None
+    flow, catalogue = load_flow(), Catalogue.load()
+    embedder = None
     if settings.embedding_backend != "none":
         embedder = make_embedder(settings.embedding_backend, settings.embedding_model or None)
+    store = store or Store(settings.db)
+    nlp = None
+    if embedder is not None:
         nlp = IdeaNlp(embedder, taxonomy, store)
         log.info("NLP ready: %s, %d ideas indexed", embedder.name, len(nlp.index))
     return Engine(
         store,
         taxonomy,
         nlp,
-        load_flow(),
-        Catalogue.load(),
+        flow,
+        catalogue,
         idle_timeout=timedelta(hours=settings.idle_timeout_hours),
     )

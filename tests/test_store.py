@@ -1,6 +1,9 @@
 """The store on a real SQLite file: schema versions, atomic steps, the append-only audit log."""
 
+import multiprocessing
 import sqlite3
+from multiprocessing.synchronize import Barrier
+from pathlib import Path
 
 import pytest
 import sqlite_utils
@@ -30,6 +33,39 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path) -> None:
     path.write_text("these are my notes, not a database" * 100)
     with pytest.raises(StoreError, match="cannot open the database"):
         Store(path)
+
+
+_start: Barrier | None = None
+
+
+def _meet(barrier: Barrier) -> None:
+    global _start
+    _start = barrier
+
+
+def _open_at_once(path: str) -> str:
+    """In a worker process: open the store at the same moment as the other worker."""
+    assert _start is not None
+    _start.wait()
+    try:
+        Store(path).close()
+    except StoreError as err:
+        return str(err)
+    return "opened"
+
+
+def test_two_processes_opening_a_new_database_together_both_succeed(tmp_path: Path) -> None:
+    """`mitreden run` and `mitreden chat` started at once on a new file: the migrations run
+    once, under the write lock, and the second process finds them done."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    with context.Pool(2, initializer=_meet, initargs=(barrier,)) as pool:
+        for round_ in range(6):
+            path = str(tmp_path / f"new-{round_}.db")
+            assert pool.map(_open_at_once, [path, path], chunksize=1) == ["opened", "opened"]
+            with sqlite3.connect(path) as conn:
+                assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+                assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_audit_log_is_append_only(db_path) -> None:
