@@ -67,10 +67,10 @@ from mitreden.bot import ChannelError, Failure
 from mitreden.bot.matrix_rooms import CHANNEL, ModeratorRoom, StrategyRoom
 from mitreden.config import Settings
 from mitreden.flows import Engine, Inbound, Outbound
-from mitreden.flows.engine import where
 from mitreden.flows.messages import Attachment, Parcel
 from mitreden.identity import Pseudonymizer
 from mitreden.jobs import now
+from mitreden.logs import add_secret, describe
 from mitreden.store import StoreError
 
 SYNC_TIMEOUT_MS = 10_000
@@ -112,7 +112,8 @@ def is_message(event: Any) -> bool:
     if event.source.get("type") != "m.room.message":
         return False
     content = event.source.get("content", {})
-    relation = content.get("m.relates_to") or {}
+    relation = content.get("m.relates_to")
+    relation = relation if isinstance(relation, dict) else {}  # a client may send anything
     return relation.get("rel_type") != "m.replace" and content.get("msgtype") != "m.notice"
 
 
@@ -186,6 +187,7 @@ class Session:
             client.restore_login(settings.matrix_user_id, who.device_id, client.access_token)
             return
         if saved.get("user_id") == settings.matrix_user_id:
+            add_secret(saved.get("access_token", ""))
             client.restore_login(saved["user_id"], saved["device_id"], saved["access_token"])
             if isinstance(await client.whoami(), WhoamiResponse):
                 return
@@ -195,6 +197,7 @@ class Session:
             raise ChannelError(
                 f"Matrix login as {settings.matrix_user_id} failed: {_why(response)}"
             )
+        add_secret(response.access_token)
         self._save(response)
 
     def _saved(self) -> dict[str, str]:
@@ -215,9 +218,15 @@ class Session:
 
 
 def _why(response: object) -> str:
+    """A refusal as the operator needs it to fix their settings (login, joining a room)."""
     if isinstance(response, ErrorResponse):
         return f"{response.status_code} {response.message}"
     return type(response).__name__
+
+
+def _code(response: object) -> str:
+    """A refusal for the log: its error code only, since a server's text can name people."""
+    return str(getattr(response, "status_code", None) or type(response).__name__)
 
 
 class MatrixChannel:
@@ -289,7 +298,7 @@ class MatrixChannel:
             retries.setLevel(level)
         self._stopping.clear()
         self._loop_task = asyncio.create_task(self._loop())
-        log.info("matrix: %s (device %s) is listening", self.client.user_id, self.client.device_id)
+        log.info("matrix: the bot (device %s) is listening", self.client.device_id)
 
     async def stop(self) -> None:
         """Stop after the batch in hand is answered and its place saved."""
@@ -318,7 +327,7 @@ class MatrixChannel:
                 self.failure.report(err)
                 return
             except Exception as err:  # the next sync goes on from the last saved place
-                log.warning("matrix: a sync failed: %s", where(err))
+                log.warning("matrix: a sync failed: %s", describe(err))
                 await asyncio.sleep(1)
 
     # syncing
@@ -339,7 +348,7 @@ class MatrixChannel:
             full_state=first or full_state,
         )
         if not isinstance(response, SyncResponse):
-            log.warning("matrix: sync failed: %s", _why(response))
+            log.warning("matrix: sync failed: %s", _code(response))
             await asyncio.sleep(1)
             return
         await exchange_keys(self.client)
@@ -385,9 +394,9 @@ class MatrixChannel:
         if direct or room_id in (self.moderators.room_id, self.strategy.room_id):
             joined = await self.client.join(room_id)
             if isinstance(joined, ErrorResponse):
-                log.warning("matrix: cannot join %s: %s", room_id, _why(joined))
+                log.warning("matrix: cannot join %s: %s", self._kind(room_id), _code(joined))
         else:
-            log.info("matrix: declining an invite to %s, which is not a direct chat", room_id)
+            log.info("matrix: declining an invite to a room that is not a direct chat")
             await self.client.room_leave(room_id)
 
     # events
@@ -400,7 +409,7 @@ class MatrixChannel:
         except StoreError:
             raise
         except Exception as err:
-            log.warning("matrix: an event could not be handled: %s", where(err))
+            log.warning("matrix: an event could not be handled: %s", describe(err))
 
     async def event(self, room: MatrixRoom, event: Any) -> None:
         """One timeline event, decrypted where we could."""
@@ -413,7 +422,7 @@ class MatrixChannel:
         elif room.room_id == self.strategy.room_id:
             return
         elif not self._direct(room):
-            log.info("matrix: ignoring a message in %s, which is not a direct chat", room.room_id)
+            log.info("matrix: ignoring a message in a room that is not a direct chat")
         elif is_message(event):
             if isinstance(event, (RoomMessageText, RoomMessageEmote)):
                 await self.resident(room, event, text=event.body)
@@ -459,7 +468,7 @@ class MatrixChannel:
             try:
                 readable = self.client.decrypt_event(event)
             except EncryptionError as err:  # the key came, but does not open this message
-                log.warning("matrix: %s stays unreadable: %s", event_id, err)
+                log.warning("matrix: %s stays unreadable: %s", event_id, type(err).__name__)
                 del self._unreadable[event_id]
                 continue
             del self._unreadable[event_id]
@@ -519,10 +528,10 @@ class MatrixChannel:
                 room_id, "m.room.message", content, ignore_unverified_devices=True
             )
         except LocalProtocolError as err:  # a room we left, or never knew
-            log.warning("matrix: cannot send to %s: %s", room_id, err)
+            log.warning("matrix: cannot send to %s: %s", self._kind(room_id), type(err).__name__)
             return None
         if not isinstance(response, RoomSendResponse):
-            log.warning("matrix: sending to %s failed: %s", room_id, _why(response))
+            log.warning("matrix: sending to %s failed: %s", self._kind(room_id), _code(response))
             return None
         return response.event_id
 
@@ -538,7 +547,7 @@ class MatrixChannel:
             filesize=len(attachment.content),
         )
         if not isinstance(uploaded, UploadResponse):
-            log.warning("matrix: uploading %s failed: %s", attachment.filename, _why(uploaded))
+            log.warning("matrix: uploading %s failed: %s", attachment.filename, _code(uploaded))
             return None
         content: dict[str, Any] = {
             "msgtype": "m.file",
@@ -551,6 +560,14 @@ class MatrixChannel:
         else:
             content["url"] = uploaded.content_uri
         return await self.send(room_id, content)
+
+    def _kind(self, room_id: str) -> str:
+        """A room as the log may name it: which of ours it is, never its id."""
+        if room_id == self.moderators.room_id:
+            return "the moderator room"
+        if room_id == self.strategy.room_id:
+            return "the strategy room"
+        return "a direct chat"
 
     async def in_engine(self, call: Callable[..., Any], *args: object) -> Any:
         """Run store or engine work in the engine's one thread."""

@@ -106,7 +106,7 @@ class ModeratorRoom(StaffRoom):
             return
         state = await self.channel.client.room_get_state(self.room_id)
         if isinstance(state, ErrorResponse):
-            log.warning("matrix: cannot read the moderator room's state: %s", state)
+            log.warning("matrix: cannot read the moderator room's state: %s", state.status_code)
             return
         for event in state.events:
             if event.get("type") == "m.room.create":
@@ -138,7 +138,10 @@ class ModeratorRoom(StaffRoom):
                 self.room_id, key, reason=self.text("review_gone")
             )
             if not isinstance(taken, RoomRedactResponse):
-                log.warning("matrix: could not take back the post of an erased idea: %s", taken)
+                log.warning(
+                    "matrix: could not take back the post of an erased idea: %s",
+                    getattr(taken, "status_code", None) or type(taken).__name__,
+                )
             await self.channel.in_engine(self._forget, key)
 
     def _posted(self, event_id: str, idea_id: int) -> None:
@@ -164,7 +167,7 @@ class ModeratorRoom(StaffRoom):
             return  # not a review post
         say = self._answer(target) if replying else self._ignore
         if not self.may_review(room, event.sender):
-            log.info("matrix: %s may not review ideas; ignored", event.sender)
+            log.info("matrix: someone who may not review ideas reacted or replied; ignored")
             say("review_not_allowed")
             return
         if post["idea_id"] is None:

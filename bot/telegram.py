@@ -69,9 +69,9 @@ from telegram.ext import (
 from mitreden.bot import ChannelError, Failure
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
-from mitreden.flows.engine import where
 from mitreden.flows.messages import Parcel, Poll
 from mitreden.identity import Pseudonymizer
+from mitreden.logs import describe
 from mitreden.store import StoreError
 
 CHANNEL = "telegram"
@@ -215,14 +215,15 @@ class TelegramChannel:
             base = api_base_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
         self.app: Application = builder.build()
-        # New messages only: an edit of an earlier message is not a new answer.
-        private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE
+        # New messages only: an edit of an earlier message is not a new answer. Telegram names
+        # a sender for every message (a stand-in for anonymous admins); one without is forged.
+        private = filters.ChatType.PRIVATE & filters.UpdateType.MESSAGE & filters.USER
         self.app.add_handler(MessageHandler(private & filters.TEXT, self._on_text))
         self.app.add_handler(CallbackQueryHandler(self._on_press))
         self.app.add_handler(
             MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_media)
         )
-        groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE
+        groups = filters.ChatType.GROUPS & filters.UpdateType.MESSAGE & filters.USER
         self.app.add_handler(MessageHandler(groups & filters.COMMAND, self._on_group_command))
         self.app.add_handler(ChatMemberHandler(self._on_added, ChatMemberHandler.MY_CHAT_MEMBER))
         self.app.add_handler(PollHandler(self._on_poll))
@@ -235,7 +236,7 @@ class TelegramChannel:
         error = context.error
         if isinstance(error, StoreError):
             self.failure.report(error)
-        log.warning("telegram: an update could not be handled: %s", where(error))
+        log.warning("telegram: an update could not be handled: %s", describe(error))
 
     async def _set_commands(self) -> None:
         """At start-up: the command menus, and the bot's name for deep links."""

@@ -12,11 +12,9 @@ import json
 import logging
 import re
 import time
-import traceback
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from mitreden.flows import actions, workshop
@@ -31,14 +29,13 @@ from mitreden.flows.messages import (
     dump_outbound,
     load_outbound,
 )
+from mitreden.logs import describe
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 from mitreden.store.store import Conversation, unavailable
 
 log = logging.getLogger(__name__)
-# Where mitreden's own modules live (the package, or the checkout when installed editable).
-SOURCE = Path(__file__).resolve().parents[1]
 SKIP = "skip"
 COMMAND = re.compile(r"^/(\w+)(?:@\w+)?(?:\s|$)", re.UNICODE)
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -55,22 +52,6 @@ DRAFT_LIMIT = 20_000
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def where(err: BaseException) -> str:
-    """An error's type and the place it was raised, never its message: that can quote what a
-    resident wrote. The place is the innermost frame of mitreden's own code, and where a
-    library raised it, if that is deeper."""
-    frames = traceback.extract_tb(err.__traceback__)
-    if not frames:
-        return type(err).__name__
-    ours = [f for f in frames if Path(f.filename).resolve().is_relative_to(SOURCE)] or frames
-
-    def place(frame: traceback.FrameSummary) -> str:
-        return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
-
-    found = f"{type(err).__name__} at {place(ours[-1])}"
-    return found if ours[-1] is frames[-1] else f"{found} (raised in {place(frames[-1])})"
 
 
 def clean(text: str | None) -> str:
@@ -211,7 +192,7 @@ class Engine:
             try:
                 job()
             except Exception as err:  # the step is stored; memory catches up at the next regroup
-                log.error("updating memory after a committed step failed: %s", where(err))
+                log.error("updating memory after a committed step failed: %s", describe(err))
         log.info(
             "%s %s… now at %s (%.1f ms)",
             msg.channel,
@@ -238,7 +219,7 @@ class Engine:
 
     def _failed(self, msg: Inbound, now: datetime, err: Exception) -> list[Parcel]:
         """A poison message: recorded as failed and answered with an apology."""
-        log.error("%s message could not be handled: %s", msg.channel, where(err))
+        log.error("%s message could not be handled: %s", msg.channel, describe(err))
         try:
             with self.store.transaction():
                 if msg.key:
@@ -253,7 +234,7 @@ class Engine:
             down = unavailable(again)
             if down is not None:
                 raise down from again
-            log.error("%s message: the apology failed too: %s", msg.channel, where(again))
+            log.error("%s message: the apology failed too: %s", msg.channel, describe(again))
             return []
 
     def sent(self, parcel: Parcel, parts: int, done: bool) -> None:
@@ -411,8 +392,6 @@ class Engine:
             self.enter(turn, fallback)
         elif self.flow.steps[target].end and turn.out:
             turn.conv.step = target
-        elif self.flow.steps[target].end:
-            self.enter(turn, target)
         else:
             self.enter(turn, target)
 

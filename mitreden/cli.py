@@ -5,7 +5,8 @@ import argparse
 import asyncio
 import csv
 import json
-import logging
+import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,11 +16,13 @@ from mitreden.config import ConfigError, Settings, load_settings
 from mitreden.evaluate import EvalDataError
 from mitreden.flows.catalogue import LANGUAGES, CatalogueError
 from mitreden.flows.definition import FlowError
+from mitreden.logs import setup_logging
 from mitreden.nlp.embedders import EmbedderError, make_embedder
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store, StoreError
+from mitreden.store.store import unavailable
 
 if TYPE_CHECKING:
     from mitreden.flows import Engine
@@ -110,13 +113,15 @@ def _positive(raw: str) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.config, db=args.db)
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    setup_logging(
+        settings.log_level,
+        [
+            settings.telegram_token,
+            settings.matrix_password,
+            settings.matrix_access_token,
+            settings.secret,
+        ],
     )
-    # httpx logs every request URL at INFO, and Telegram's URLs carry the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     return settings
 
 
@@ -324,12 +329,28 @@ def main(argv: list[str] | None = None) -> int:
             _forward(settings, args.field, args.language, args.wait)
         elif args.command == "eval":
             _eval(settings, args)
+        sys.stdout.flush()  # so a closed pipe shows here, not as noise when Python exits
     except EXPECTED as err:
-        print(f"mitreden: error: {err}", file=sys.stderr)
-        return 2
+        return _error(str(err))
+    except BrokenPipeError:
+        # Whoever read the output has gone (`mitreden ideas | head -1`). What is still
+        # buffered for them goes nowhere, or flushing it at exit would fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _error("the output was closed before everything was written")
+    except sqlite3.Error as err:
+        down = unavailable(err)
+        if down is None:  # not the file or the disk but a statement: a bug, worth its traceback
+            raise
+        return _error(str(down))
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def _error(message: str) -> int:
+    """An error the operator can fix: one line, no traceback, exit code 2 (as argparse)."""
+    print(f"mitreden: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

