@@ -3,8 +3,9 @@
 A youth worker adds the bot to a group chat and starts a session with `/workshop <Titel>`.
 Members give ideas with `/idee <text>` in the group, or privately through the link the bot
 posts (the private flow then counts their ideas for the session). `/abstimmen` posts a poll
-over the ideas and `/ende` closes the session with a summary. Only whoever added the bot, the
-one who started the session, or an admin of the group may start, vote or end.
+over the ideas and `/ende` closes the session with a summary. Only whoever added the bot first,
+the one who started the session, or an admin of the group may start, vote or end; adding the bot
+again later makes nobody a leader (see `Store.add_room`).
 
 Group messages never name anyone: confirmations say "idea 3", polls and summaries show
 redacted idea texts. A member who has not agreed to the privacy notice yet sees it once, with
@@ -23,7 +24,7 @@ from sklearn.cluster import AgglomerativeClustering
 
 from mitreden.flows import actions
 from mitreden.flows.messages import Choice, Outbound, Poll
-from mitreden.nlp.redact import redact
+from mitreden.nlp.redact import redact, visible
 from mitreden.store.store import from_blob
 
 if TYPE_CHECKING:
@@ -36,7 +37,9 @@ POLL_OPTIONS = 10  # the issue's limit; Telegram itself allows 12
 OPTION_CHARS = 100  # Telegram's limit for a poll option
 TITLE_CHARS = 120
 WAITING_LIMIT = 10  # ideas one member may have waiting for their consent
-FIELD_CHOICE = re.compile(r"^field:(\d+):([\w-]+)$")
+# An idea id is ASCII digits that fit SQLite's 64-bit integers: a forged value like
+# "field:99…9:x" or "field:٣:x" is no button of ours.
+FIELD_CHOICE = re.compile(r"^field:([0-9]{1,18}):([\w-]+)$")
 # A consent button names the question it belongs to, so a press on someone else's question
 # never answers one's own.
 CONSENT_CHOICE = re.compile(r"^consent:(yes|no):(\w+)$")
@@ -84,7 +87,7 @@ def handle(turn: "Turn", command: str | None, rest: str) -> None:
 
 
 def _may_lead(turn: "Turn", running: dict[str, Any] | None) -> bool:
-    """Group admins, whoever added the bot, and whoever started the running session."""
+    """Group admins, whoever added the bot first, and whoever started the running session."""
     if turn.msg.room_admin:
         return True
     room = turn.store.room(turn.msg.channel, turn.msg.room)
@@ -99,10 +102,10 @@ def _start(turn: "Turn", running: dict[str, Any] | None, title: str) -> None:
     if running is not None:
         turn.say("workshop_running", title=running["title"])
         return
+    title = visible(title).strip()[:TITLE_CHARS]  # the whole group reads it
     if not title:
         turn.say("workshop_needs_title")
         return
-    title = title[:TITLE_CHARS]
     msg = turn.msg
     room_id = turn.store.room_id(msg.channel, msg.room, msg.address, turn.now)
     code = secrets.token_urlsafe(9)

@@ -3,9 +3,13 @@
 Covers e-mail addresses, URLs, phone numbers (validated with `phonenumbers`) and IBANs
 (validated with the ISO 13616 mod-97 check, so an order number is not blacked out).
 Names and street addresses come later.
+
+Invisible format characters go first: bidi overrides and isolates can make a text read
+differently than it is written, and zero-width characters can hide an address from the patterns.
 """
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 import phonenumbers
@@ -14,6 +18,15 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
 KINDS = ("email", "url", "iban", "phone")
+
+
+def visible(text: str) -> str:
+    """`text` without invisible format characters (Unicode category Cf: bidi embeddings,
+    overrides, isolates and marks, zero-width spaces and joiners, word joiner, byte-order mark,
+    tag characters), which could reorder or hide what someone else reads."""
+    if text.isascii():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def iban_valid(candidate: str) -> bool:
@@ -46,7 +59,9 @@ def _replace_phones(text: str, label: str, region: str) -> str:
 
 
 def redact(text: str, labels: Mapping[str, str], region: str = "DE") -> str:
-    """Replace personal data with the viewer-language placeholder `labels[kind]`."""
+    """What someone other than the author may read of `text`: visible characters only, and
+    personal data replaced with the viewer-language placeholder `labels[kind]`."""
+    text = visible(text)
     text = EMAIL.sub(labels["email"], text)
     text = URL.sub(labels["url"], text)
     text = _replace_ibans(text, labels["iban"])
