@@ -40,8 +40,11 @@ def reply_text(event: RoomMessageText) -> str:
 
 
 def replied_to(event: RoomMessageText) -> str | None:
-    relation = event.source.get("content", {}).get("m.relates_to") or {}
-    return (relation.get("m.in_reply_to") or {}).get("event_id")
+    """The event a reply answers; None for anything else, however odd its content."""
+    relation = event.source.get("content", {}).get("m.relates_to")
+    reply = relation.get("m.in_reply_to") if isinstance(relation, dict) else None
+    target = reply.get("event_id") if isinstance(reply, dict) else None
+    return target if isinstance(target, str) else None
 
 
 class StaffRoom:

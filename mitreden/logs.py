@@ -30,6 +30,9 @@ from urllib.parse import quote
 OWN = "mitreden"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 THIRD_PARTY_FLOOR = logging.WARNING
+# Third-party warnings that quote the event or response they are about (nio's schema checks
+# print the offending value, which can be what a resident wrote): only their first part stays.
+QUOTING = ("Error validating",)
 
 _SERVER = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?::\d{1,5})?"
 _SERVER_ENCODED = r"(?:%5B[0-9A-Fa-f%.]+%5D|[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?:%3A\d{1,5})?"
@@ -128,6 +131,8 @@ class ShareableFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # arguments that do not fit the format: keep the format alone
             message = str(record.msg)
+        if not _own(record.name) and message.startswith(QUOTING):
+            message = message.split(":", 1)[0] + ": (details left out)"
         error = record.exc_info[1] if record.exc_info else None
         if error is not None:
             message += f" [{describe(error)}]"

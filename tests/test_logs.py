@@ -129,10 +129,12 @@ def test_third_party_chatter_is_dropped_warnings_are_scrubbed_ours_kept(shared_l
     logging.getLogger("telegram.ext.Updater").debug("Got update %s", SENTENCE)
     logging.getLogger("nio.crypto.log").info("Sharing key with @anna:example.org")
     logging.getLogger("nio.responses").warning("Error for @anna:example.org in %s", "!abc:x")
+    logging.getLogger("nio.events.misc").warning(f"Error validating event: [{SENTENCE!r}] is odd")
     logging.getLogger("mitreden.bot.matrix").debug("our own detail")
     log = shared_log()
     assert "httpx" not in log and "Oderberger" not in log and "Sharing" not in log
     assert "WARNING nio.responses: Error for @… in !…" in log
+    assert "WARNING nio.events.misc: Error validating event: (details left out)" in log
     assert "DEBUG mitreden.bot.matrix: our own detail" in log
 
 
