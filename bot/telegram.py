@@ -87,6 +87,8 @@ ADMINS_FOR_SECONDS = 300.0
 WEBHOOK_MAX_BYTES = 1 << 20
 # How long to wait before asking again when Telegram cannot be reached, at most.
 BACKOFF_MAX_SECONDS = 30.0
+# How long a stop waits for queued replies to go out before it leaves them to the next start.
+STOP_SECONDS = 20.0
 
 log = logging.getLogger(__name__)
 
@@ -169,10 +171,21 @@ class Outbox:
         # Nothing was awaited since the queue was found empty, so nothing can be left behind.
         del self._queues[chat], self._tasks[chat]
 
-    async def flush(self) -> None:
-        """Wait until everything queued is sent (before stopping)."""
+    async def flush(self, seconds: float) -> None:
+        """Wait until everything queued is sent (before stopping), but not longer than
+        `seconds`: while Telegram cannot be reached, what is left stays in the engine's
+        outbox and goes out at the next start."""
+        deadline = asyncio.get_running_loop().time() + seconds
         while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            left = deadline - asyncio.get_running_loop().time()
+            tasks = list(self._tasks.values())
+            _, pending = await asyncio.wait(tasks, timeout=max(left, 0))
+            if pending:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                self._queues.clear()
+                self._tasks.clear()
 
 
 def media_kind(message: Message) -> str:
@@ -517,7 +530,7 @@ class TelegramChannel:
                 await asyncio.gather(self._receiving, return_exceptions=True)
             if self._site is not None:
                 await self._site.cleanup()
-        await self.outbox.flush()
+        await self.outbox.flush(STOP_SECONDS)
         await self.app.shutdown()
         if self._own_worker:
             self._worker.shutdown(wait=True)

@@ -199,6 +199,33 @@ async def test_telegram_stops_on_a_database_it_cannot_write_and_confirms_nothing
         await restarted.stop()
 
 
+async def test_a_stop_while_telegram_is_away_keeps_the_reply_for_the_next_start(
+    make_engine: Callable[..., Engine],
+    server: TelegramTestServer,
+    catalogue: Catalogue,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("mitreden.bot.telegram.STOP_SECONDS", 1.0)
+    channel = await started(make_engine(nlp=False), server)
+    person = Person(server, "Ida")
+    pseudonym = Pseudonymizer(TELEGRAM_SECRET).participant("telegram", str(person.user["id"]))
+    await server.stop()  # Telegram cannot be reached; what is queued waits
+    for parcel in channel.engine.receive(
+        Inbound("telegram", pseudonym, text="/start", address=str(person.chat["id"]), key="5")
+    ):
+        channel.outbox.put(parcel)
+    await asyncio.sleep(0.5)
+    await asyncio.wait_for(channel.stop(), timeout=30)
+    assert len(channel.engine.unsent("telegram")) == 1
+
+    await server.start()
+    restarted = await started(make_engine(nlp=False), server)
+    try:
+        await person.expect(catalogue.text("de", "choose_language").splitlines()[0])
+    finally:
+        await restarted.stop()
+
+
 # Matrix
 
 
