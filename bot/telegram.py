@@ -284,7 +284,10 @@ class TelegramChannel:
         and the update must not be confirmed to Telegram."""
         async with self._one_at_a_time:
             if self.failure.error is None:
-                await self.app.process_update(update)
+                try:
+                    await self.app.process_update(update)
+                except Exception as err:  # PTB hands handlers' errors to _on_error; not these
+                    log.warning("telegram: an update could not be read: %s", describe(err))
             return self.failure.error is None
 
     async def _poll(self, timeout: int) -> None:
@@ -298,8 +301,8 @@ class TelegramChannel:
                 updates = await self.app.bot.get_updates(
                     offset=offset, timeout=timeout, allowed_updates=Update.ALL_TYPES
                 )
-            except (InvalidToken, Forbidden) as err:
-                self.failure.report(ChannelError(f"Telegram refused the bot token: {err}"))
+            except (InvalidToken, Forbidden):  # its text can quote the token
+                self.failure.report(ChannelError("Telegram refused the bot token"))
                 return
             except TelegramError as err:  # unreachable, a 5xx, 409 while a webhook is set, ...
                 log.warning("telegram: getUpdates failed (%s); trying again", type(err).__name__)
