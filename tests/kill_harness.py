@@ -30,7 +30,6 @@ killed in a `finally`.
 
 import asyncio
 import contextlib
-import os
 import random
 import re
 import signal
@@ -46,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from isolated import environment
 from matrix_people import ENCRYPTION_STATE, PASSWORD, MatrixPerson, fresh_localpart
 from nio import RoomCreateResponse
 from synapse_server import SynapseServer
@@ -257,17 +257,13 @@ class BotProcess:
 
 def bot_environment(directory: Path, nlp: str, **settings: str) -> dict[str, str]:
     """This process's environment without the operator's MITREDEN_ settings, plus ours."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(
-        HOME=str(directory),
-        XDG_CONFIG_HOME=str(directory / "config"),
-        XDG_DATA_HOME=str(directory / "data"),
+    return environment(
+        directory,
         MITREDEN_DB=str(directory / "mitreden.db"),
         MITREDEN_EMBEDDING_BACKEND=nlp,
         MITREDEN_LOG_LEVEL="INFO",
         **settings,
     )
-    return env
 
 
 class Killer:

@@ -11,19 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from isolated import environment
 
 MITREDEN = str(Path(sys.executable).parent / "mitreden")
-
-
-def environment(home: Path, **env: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    clean.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / "config"),
-        XDG_DATA_HOME=str(home / "data"),
-        **env,
-    )
-    return clean
 
 
 def run(

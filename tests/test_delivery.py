@@ -7,7 +7,6 @@ A poison message is made the way a real one would reach us: the database itself 
 
 import asyncio
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TELEGRAM_SECRET, Resident, started
+from isolated import environment
 from matrix_people import MatrixPerson
 from nio import RoomGetStateEventResponse, RoomPutStateResponse
 from telegram_server import TelegramTestServer
@@ -292,8 +292,9 @@ async def test_a_level_50_moderator_decides_after_a_restart(
 
 
 def run_cli(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(MITREDEN_DB=str(tmp_path / "m.db"), MITREDEN_EMBEDDING_BACKEND="none", **settings)
+    env = environment(
+        tmp_path, MITREDEN_DB=str(tmp_path / "m.db"), MITREDEN_EMBEDDING_BACKEND="none", **settings
+    )
     return subprocess.run(
         [sys.executable, "-m", "mitreden.cli", "run"],
         env=env,

@@ -12,7 +12,6 @@ module ends (the issue's closing note quotes it).
 import dataclasses
 import itertools
 import logging
-import os
 import subprocess
 import time
 import unicodedata
@@ -25,6 +24,7 @@ import pytest
 from conftest import Resident, started
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from isolated import environment
 from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
 from nio import RoomSendResponse
 from synapse_server import SynapseServer
@@ -490,9 +490,7 @@ def test_a_workshop_title_reaches_the_group_without_invisible_characters(
 
 
 def test_unicode_digits_and_broken_bytes_in_the_terminal(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path / "data"))
-    env.update(MITREDEN_EMBEDDING_BACKEND="none")
+    env = environment(tmp_path, MITREDEN_EMBEDDING_BACKEND="none")
     script = "Hallo\n²\n①\n1\nja\n".encode() + b"Mehr B\xe4nke \xff im Park\n"
     chat = subprocess.run(
         [MITREDEN, "chat", "--db", str(tmp_path / "x.db")],

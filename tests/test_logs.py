@@ -5,7 +5,6 @@ be there (secrets, the resident's words, names and platform ids)."""
 import asyncio
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from isolated import environment
 from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
 from synapse_server import SynapseServer
 from telegram_server import TelegramTestServer
@@ -160,14 +160,7 @@ def key_of(db: Path) -> str:
 
 
 def isolated_environment(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        MITREDEN_LOG_LEVEL="DEBUG",
-    )
-    return env
+    return environment(tmp_path, MITREDEN_LOG_LEVEL="DEBUG")
 
 
 class Running:

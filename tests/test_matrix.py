@@ -8,7 +8,6 @@ devices (tests/matrix_people.py); the bot is `MatrixChannel` on a real SQLite da
 import asyncio
 import getpass
 import json
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import Resident, start_bot
+from isolated import environment
 from matrix_people import ENCRYPTION_STATE, PASSWORD, MatrixPerson
 from nio import (
     DownloadResponse,
@@ -419,11 +419,8 @@ def test_forward_without_a_strategy_room_is_a_clear_error(
 
 
 def run_environment(tmp_path: Path, settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_DATA_HOME=str(tmp_path / "data"),
+    env = environment(
+        tmp_path,
         MITREDEN_DB=str(settings.db),
         MITREDEN_MATRIX_HOMESERVER=settings.matrix_homeserver,
         MITREDEN_MATRIX_USER_ID=settings.matrix_user_id,

@@ -2,7 +2,6 @@
 and engine, and the Bot API test server playing Telegram and the residents."""
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import TELEGRAM_SECRET, started
+from isolated import environment
 from telegram_server import TelegramTestServer
 
 from mitreden.identity import Pseudonymizer
@@ -167,11 +167,8 @@ def free_port() -> int:
 async def test_mitreden_run_starts_telegram_when_a_token_is_set(
     server, catalogue, tmp_path, receive: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MITREDEN_")}
-    env.update(
-        HOME=str(tmp_path),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        XDG_DATA_HOME=str(tmp_path / "data"),
+    env = environment(
+        tmp_path,
         MITREDEN_TELEGRAM_TOKEN=server.token,
         MITREDEN_TELEGRAM_API_BASE_URL=server.url,
         MITREDEN_LOG_LEVEL="INFO",
