@@ -505,7 +505,10 @@ class MatrixChannel:
     async def _send_parcel(self, room_id: str, parcel: Parcel) -> None:
         """The pieces of one reply (its text with the choices, a file) not sent yet, each
         reported to the engine as it goes out. One the server refuses is not tried again:
-        nio has already waited out rate limits and retried what could not reach it."""
+        nio has already waited out rate limits and retried what could not reach it. Each piece
+        has a transaction id of its own, so when a crash came between sending a piece and
+        recording it, the homeserver takes the second send as the first (same device, same
+        id) and the resident sees it once."""
         pieces: list[dict[str, Any] | Attachment] = []
         if parcel.message.text:
             pieces.append(render(parcel.message))
@@ -513,19 +516,22 @@ class MatrixChannel:
             pieces.append(parcel.message.attachment)
         for done in range(parcel.parts_sent + 1, len(pieces) + 1):
             piece = pieces[done - 1]
+            tx_id = f"mitreden-{parcel.id}-{done}"
             if isinstance(piece, Attachment):
-                await self.send_file(room_id, piece)
+                await self.send_file(room_id, piece, tx_id)
             else:
-                await self.send(room_id, piece)
+                await self.send(room_id, piece, tx_id)
             await self.in_engine(self.engine.sent, parcel, done, done == len(pieces))
         if not pieces:
             await self.in_engine(self.engine.sent, parcel, 0, True)
 
-    async def send(self, room_id: str, content: dict[str, Any]) -> str | None:
+    async def send(
+        self, room_id: str, content: dict[str, Any], tx_id: str | None = None
+    ) -> str | None:
         """Send one event (encrypted where the room is); its id, or None if it failed."""
         try:
             response = await self.client.room_send(
-                room_id, "m.room.message", content, ignore_unverified_devices=True
+                room_id, "m.room.message", content, tx_id=tx_id, ignore_unverified_devices=True
             )
         except LocalProtocolError as err:  # a room we left, or never knew
             log.warning("matrix: cannot send to %s: %s", self._kind(room_id), type(err).__name__)
@@ -535,7 +541,9 @@ class MatrixChannel:
             return None
         return response.event_id
 
-    async def send_file(self, room_id: str, attachment: Attachment) -> str | None:
+    async def send_file(
+        self, room_id: str, attachment: Attachment, tx_id: str | None = None
+    ) -> str | None:
         """Upload a file (encrypted for an encrypted room) and post it."""
         room = self.client.rooms.get(room_id)
         encrypt = bool(room and room.encrypted)
@@ -559,7 +567,7 @@ class MatrixChannel:
             content["file"] = {"url": uploaded.content_uri, **keys}
         else:
             content["url"] = uploaded.content_uri
-        return await self.send(room_id, content)
+        return await self.send(room_id, content, tx_id)
 
     def _kind(self, room_id: str) -> str:
         """A room as the log may name it: which of ours it is, never its id."""
