@@ -58,6 +58,7 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
     SyncResponse,
+    ToDeviceEvent,
     UploadFilterResponse,
     UploadResponse,
     WhoamiResponse,
@@ -128,6 +129,23 @@ async def exchange_keys(client: AsyncClient) -> None:
         await client.keys_claim(client.get_users_for_key_claiming())
 
 
+class Client(AsyncClient):
+    """nio's client, but an encrypted to-device message it cannot decrypt is passed over.
+
+    nio lets the error of a broken Olm message (a pre-key message for a one-time key the
+    device no longer has, say, after a crash between claiming and saving keys) escape from
+    `sync`, before the sync is acknowledged: the server sends the same message again with
+    every sync, and the channel could never sync, nor start, again. Passed over, the message
+    is lost as Olm would lose it anyway; the sender's device sets up a new session."""
+
+    def _handle_decrypt_to_device(self, to_device_event: ToDeviceEvent) -> ToDeviceEvent | None:
+        try:
+            return super()._handle_decrypt_to_device(to_device_event)
+        except Exception as err:
+            log.warning("matrix: a to-device message could not be decrypted: %s", describe(err))
+            return None
+
+
 class Session:
     """The bot's login: one device for good, its token kept beside the crypto store."""
 
@@ -142,7 +160,7 @@ class Session:
         config = AsyncClientConfig(
             encryption_enabled=True, store_sync_tokens=False, pickle_key=self.pickle_key
         )
-        return AsyncClient(
+        return Client(
             self.settings.matrix_homeserver,
             self.settings.matrix_user_id,
             store_path=str(self.directory),

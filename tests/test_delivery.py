@@ -17,7 +17,12 @@ import pytest
 from conftest import TELEGRAM_SECRET, Resident, started
 from isolated import environment
 from matrix_people import MatrixPerson
-from nio import RoomGetStateEventResponse, RoomPutStateResponse
+from nio import (
+    RoomGetStateEventResponse,
+    RoomPutStateResponse,
+    ToDeviceMessage,
+    ToDeviceResponse,
+)
 from telegram_server import TelegramTestServer
 from test_matrix import IDEA, de, posted, react, staff_room, start_bot
 from test_telegram_chat import Person, consent
@@ -334,3 +339,22 @@ def test_a_homeserver_that_cannot_be_reached_is_one_line(tmp_path: Path) -> None
     assert ran.returncode == 2
     assert len(ran.stderr.splitlines()) == 1, ran.stderr
     assert "cannot reach the Matrix homeserver" in ran.stderr and password not in ran.stderr
+
+
+async def test_a_broken_encrypted_to_device_message_does_not_stop_matrix(
+    bot, people: Callable, catalogue: Catalogue
+) -> None:
+    """A pre-key message nobody can decrypt (as after a crash between claiming and saving
+    one-time keys) is passed over; before, nio raised it out of every sync, for good."""
+    resident = await people()
+    await resident.open_chat(bot.client.user_id)
+    ours = bot.client.olm.account.identity_keys["curve25519"]
+    broken = {
+        "algorithm": "m.olm.v1.curve25519-aes-sha2",
+        "sender_key": resident.client.olm.account.identity_keys["curve25519"],
+        "ciphertext": {ours: {"type": 0, "body": "AwogdW5rbm93biBvbmUtdGltZSBrZXk"}},
+    }
+    message = ToDeviceMessage("m.room.encrypted", bot.client.user_id, bot.client.device_id, broken)
+    sent = await resident.client.to_device(message)
+    assert isinstance(sent, ToDeviceResponse), sent
+    await resident.answer("Hallo", de(catalogue, "choose_language"))
