@@ -50,7 +50,7 @@ from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
 from mitreden.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT.parent / "shared" / "data" / "datasets"
+DATA_DIR = ROOT / "bench" / "datasets"
 TAXONOMIES = ROOT / "bench" / "taxonomies"
 CACHE = ROOT / "bench" / ".cache"
 DATASETS = ("cycling_dialogues_de", "ordnungsamt_berlin_de", "decidim_barcelona_projects_es")
