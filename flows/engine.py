@@ -145,6 +145,8 @@ class Engine:
         self.catalogue = catalogue
         self.idle_timeout = idle_timeout
         self.clock = clock
+        # Per language, every folded answer a fixed choice question takes (`_answers_elsewhere`).
+        self._choice_answers: dict[str, frozenset[str]] = {}
         actions.check(flow, catalogue)
 
     def handle(self, msg: Inbound) -> list[Outbound]:
@@ -489,13 +491,15 @@ class Engine:
             return False
         if typed.isascii() and typed.isdigit():
             return True
-        answers = {turn.text("skip")}
-        for key in ("words_yes", "words_no", "words_skip"):
-            answers |= self.catalogue.words(turn.lang, key)
-        for other in self.flow.steps.values():
-            specs = (*other.choices, *other.extra)
-            answers |= {spec.text or turn.text(spec.label) for spec in specs}
-        return typed in {_fold(answer) for answer in answers}
+        if turn.lang not in self._choice_answers:
+            answers = {turn.text("skip")}
+            for key in ("words_yes", "words_no", "words_skip"):
+                answers |= self.catalogue.words(turn.lang, key)
+            for other in self.flow.steps.values():
+                specs = (*other.choices, *other.extra)
+                answers |= {spec.text or turn.text(spec.label) for spec in specs}
+            self._choice_answers[turn.lang] = frozenset(_fold(answer) for answer in answers)
+        return typed in self._choice_answers[turn.lang]
 
     def match(self, turn: Turn) -> str | None:
         """Which offered choice a button press or typed text means, or None."""
