@@ -1,23 +1,62 @@
-"""First-cut redaction of personal data in any text shown to someone other than its author.
+"""Redaction of personal data in any text shown to someone other than its author.
 
-Covers e-mail addresses, URLs, phone numbers (validated with `phonenumbers`) and IBANs
-(validated with the ISO 13616 mod-97 check, so an order number is not blacked out).
-Names and street addresses come later.
+`find()` returns where personal data is (kind and span), `apply()` puts the reader's
+placeholders there, `strip()` removes it (so a placeholder never becomes a keyword or a summary
+sentence). Kinds: e-mail addresses (also "peter (at) mueller (dot) de"), web addresses (also
+bare "berlin.de" and "t.me/x"), phone numbers (validated with `phonenumbers`), IBANs (validated
+with the ISO 13616 mod-97 check, so an order number is not blacked out), licence plates,
+dates of birth (only with a birth word), street addresses (nlp/addresses.py) and private
+persons' names (nlp/names.py). Overlapping findings become one span, named after the
+longest of them, so that no part of either is left readable.
 
 Invisible format characters go first: bidi overrides and isolates can make a text read
 differently than it is written, and zero-width characters can hide an address from the patterns.
+Word lists live in data/redaction/ and are read on first use (nlp/lexicon.py).
 """
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
 
 import phonenumbers
 
-EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+", re.IGNORECASE)
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.IGNORECASE)
-KINDS = ("email", "url", "iban", "phone")
+from mitreden.nlp import lexicon
+from mitreden.nlp.addresses import find_addresses
+from mitreden.nlp.names import find_names
+
+KINDS = ("email", "phone", "iban", "url", "address", "plate", "birthdate", "name")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # one of KINDS
+    start: int  # span in the text given to find(), end exclusive
+    end: int
+
+
+def _position(finding: Finding) -> tuple[int, int]:
+    return finding.start, finding.end
+
+
+EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")
+AT = r"\s*[(\[{<]\s*(?:at|ät|@)\s*[)\]}>]\s*"
+DOT = r"(?:\s*[(\[{<]\s*(?:dot|punkt|\.)\s*[)\]}>]\s*|\.)"
+BRACKETED_EMAIL = re.compile(
+    rf"(?<![\w.+-])[\w.+-]+{AT}[\w-]+(?:{DOT}[\w-]+)*{DOT}[^\W\d_]{{2,}}(?![\w-])", re.I
+)
+URL = re.compile(r"(?<![\w@])(?:https?://|www\.)[^\s<>\"]+", re.I)
+IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b", re.I)
+DIGITS = re.compile(r"\d(?:[\s()/.-]?\d){4}")
+TRAILING = ".,;:!?)]}'\"\u2019\u201d"
+DAY_MONTH_YEAR = r"\d{1,2}\.\s?\d{1,2}\.\s?(?:\d{4}|\d{2})(?!\d)"
+ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+SLASH_DATE = r"\d{1,2}/\d{1,2}/(?:\d{4}|\d{2})(?!\d)"
+DATE = re.compile(rf"{DAY_MONTH_YEAR}|{ISO_DATE}|{SLASH_DATE}")
+# Of two overlapping findings of the same length, the more specific kind names the span
+# ("geb. 03.04.1985" is a date of birth, not a phone number).
+PRIORITY = ("birthdate", "iban", "email", "url", "plate", "address", "phone", "name")
 
 
 def visible(text: str) -> str:
@@ -38,23 +77,146 @@ def iban_valid(candidate: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def _replace_ibans(text: str, label: str) -> str:
-    def swap(match: re.Match[str]) -> str:
-        candidate = match.group(0)
+@cache
+def _patterns() -> dict[str, re.Pattern[str]]:
+    """The patterns built from data/redaction/ (top-level domains, plate codes, months...)."""
+    context = lexicon.context
+    tlds = "|".join(sorted(lexicon.words("tlds"), key=len, reverse=True))
+    providers = "|".join(re.escape(p) for p in context("mail_providers"))
+    months = "|".join(sorted(context("months"), key=len, reverse=True))
+    before = "|".join(re.escape(w) for w in sorted(context("birth_before"), key=len, reverse=True))
+    after = "|".join(re.escape(w) for w in context("birth_after"))
+    word_date = (
+        rf"\d{{1,2}}(?:\.|st|nd|rd|th)?\s+(?:of\s+)?(?:{months})\.?\s+\d{{4}}"
+        rf"|(?:{months})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+    )
+    date = rf"(?:{DAY_MONTH_YEAR}|{ISO_DATE}|{SLASH_DATE}|{word_date})"
+    return {
+        # "peter at mueller dot de", "peter.m at gmx.de": only with a known ending.
+        "spoken_email": re.compile(
+            rf"(?<![\w.+-])[\w.+-]+(?:\s+(?:dot|punkt)\s+[\w+-]+){{0,3}}\s+(?:at|ät)\s+[\w-]+"
+            rf"(?:\s+(?:dot|punkt)\s+[\w-]+){{0,3}}"
+            rf"\s+(?:dot|punkt)\s+(?:{tlds})(?![\w-])"
+            rf"|(?<![\w.+-])(?:[\w+-]*[._\d][\w.+-]*|[\w.+-]+(?=\s+(?:at|ät)\s+(?:{providers})\.))"
+            rf"\s+(?:at|ät)\s+[\w-]+(?:\.[\w-]+)*\.(?:{tlds})(?![\w-])",
+            re.I,
+        ),
+        "domain": re.compile(
+            rf"(?<![\w@./-])(?:[a-zA-Z0-9](?:[\w-]*[a-zA-Z0-9])?\.)+(?:{tlds})(?![\w-])"
+            r"(?:[/:][^\s<>\"]*)?"
+        ),
+        # "B-AB 1234", "B AB 1234", "M-XY 99H"; in a lower-case message only with the hyphen.
+        # The district code is checked against the list afterwards (faster than 722 branches).
+        "plate": re.compile(
+            r"(?<![\w-])(?:(?P<code>[A-ZÄÖÜ]{1,3})(?:-|\s|-\s)[A-Z]{1,2}[\s-]?\d{1,4}[EH]?"
+            r"|(?P<lower>[a-zäöü]{1,3})-[a-z]{1,2}[\s-]?\d{1,4}[eh]?)(?![\w-])"
+        ),
+        "birthdate": re.compile(
+            rf"(?:(?<![\w])(?:{before})[\s:]*(?:(?:ist|is|war|am|on|der|the|den)\s+)*"
+            rf"(?P<date>{date}))|(?P<date2>{date})(?=\s+(?:in\s+\w+\s+)?(?:{after})\b)",
+            re.I,
+        ),
+    }
+
+
+def _trimmed(kind: str, start: int, url: str) -> Finding:
+    """A URL without the punctuation that ends the sentence around it (a closing bracket
+    stays when the URL opened it: "wiki/Berlin_(Begriffsklärung)")."""
+    while url and url[-1] in TRAILING:
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return Finding(kind, start, start + len(url))
+
+
+def _ibans(text: str) -> Iterable[Finding]:
+    for match in IBAN.finditer(text):
+        candidate = match.group()
+        # Letters alone after the bank code are the next word ("... 0130 00 mit Betreff").
+        parts = candidate.split(" ")
+        for k, part in enumerate(parts[2:], 2):
+            if not any(ch.isdigit() for ch in part):
+                candidate = " ".join(parts[:k])
+                break
         # The greedy pattern may run into a following word; trim back to the longest valid IBAN.
         for end in range(len(candidate), 14, -1):
             if not candidate[end - 1].isspace() and iban_valid(candidate[:end]):
-                return label + candidate[end:]
-        return candidate
-
-    return IBAN.sub(swap, text)
+                yield Finding("iban", match.start(), match.start() + end)
+                break
 
 
-def _replace_phones(text: str, label: str, region: str) -> str:
+def _candidates(text: str, region: str) -> Iterable[Finding]:
+    patterns = _patterns()
+    for pattern in (EMAIL, BRACKETED_EMAIL, patterns["spoken_email"]):
+        yield from (Finding("email", *m.span()) for m in pattern.finditer(text))
+    for pattern in (URL, patterns["domain"]):
+        yield from (_trimmed("url", m.start(), m.group()) for m in pattern.finditer(text))
+    yield from _ibans(text)
+    if DIGITS.search(text):  # the matcher is the slowest step; most texts have no number
+        for match in phonenumbers.PhoneNumberMatcher(text, region):
+            if not DATE.fullmatch(match.raw_string):  # "am 03.04.2024" is a day
+                yield Finding("phone", match.start, match.end)
+    codes = lexicon.words("plate_codes")
+    for match in patterns["plate"].finditer(text):
+        if (match.group("code") or match.group("lower").upper()) in codes:
+            yield Finding("plate", *match.span())
+    for match in patterns["birthdate"].finditer(text):
+        group = "date" if match.group("date") else "date2"
+        yield Finding("birthdate", *match.span(group))
+    yield from (Finding("address", *span) for span in find_addresses(text))
+    yield from (Finding("name", *span) for span in find_names(text))
+
+
+def find(text: str, region: str = "DE") -> list[Finding]:
+    """Personal data in `text` (already passed through visible()), sorted by start and not
+    overlapping: overlapping findings become one, of the kind of the longest (so that no part
+    of either is left visible)."""
+    merged: list[tuple[int, int, Finding]] = []  # start, end, the longest finding inside
+    for finding in sorted(_candidates(text, region), key=_position):
+        if finding.end <= finding.start:
+            continue
+        if merged and finding.start < merged[-1][1]:
+            start, end, longest = merged[-1]
+            if _rank(finding) < _rank(longest):
+                longest = finding
+            merged[-1] = (start, max(end, finding.end), longest)
+        else:
+            merged.append((finding.start, finding.end, finding))
+    return [Finding(longest.kind, start, end) for start, end, longest in merged]
+
+
+def _rank(finding: Finding) -> tuple[int, int]:
+    """Longer first; of the same length, the more specific kind."""
+    return finding.start - finding.end, PRIORITY.index(finding.kind)
+
+
+def _spans(findings: Iterable[Finding]) -> list[Finding]:
+    """Sorted, and without a finding that overlaps an earlier one."""
+    kept: list[Finding] = []
+    for finding in sorted(findings, key=_position):
+        if not kept or finding.start >= kept[-1].end:
+            kept.append(finding)
+    return kept
+
+
+def apply(text: str, findings: Iterable[Finding], labels: Mapping[str, str]) -> str:
+    """`text` with each finding replaced by labels[finding.kind]."""
     pieces, last = [], 0
-    for match in phonenumbers.PhoneNumberMatcher(text, region):
-        pieces += [text[last : match.start], label]
-        last = match.end
+    for finding in _spans(findings):
+        pieces += [text[last : finding.start], labels[finding.kind]]
+        last = finding.end
+    return "".join(pieces) + text[last:]
+
+
+def strip(text: str, findings: Iterable[Finding]) -> str:
+    """`text` without the findings' spans (and without the double space a removal leaves)."""
+    pieces, last = [], 0
+    for finding in _spans(findings):
+        piece = text[last : finding.start]
+        if piece.endswith(" ") and text[finding.end : finding.end + 1] in (" ", ""):
+            piece = piece[:-1]
+        pieces.append(piece)
+        last = finding.end
     return "".join(pieces) + text[last:]
 
 
@@ -62,7 +224,4 @@ def redact(text: str, labels: Mapping[str, str], region: str = "DE") -> str:
     """What someone other than the author may read of `text`: visible characters only, and
     personal data replaced with the viewer-language placeholder `labels[kind]`."""
     text = visible(text)
-    text = EMAIL.sub(labels["email"], text)
-    text = URL.sub(labels["url"], text)
-    text = _replace_ibans(text, labels["iban"])
-    return _replace_phones(text, labels["phone"], region)
+    return apply(text, find(text, region), labels)
