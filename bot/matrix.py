@@ -180,7 +180,15 @@ class Session:
             ) from None
         self._lock = descriptor
 
+    def narrow(self) -> None:
+        """Make everything in the device's folder owner-only: nio's crypto store (the device's
+        keys and every room key) is created with the process's default mode, often 0644."""
+        self.directory.chmod(0o700)
+        for path in self.directory.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
     def unlock(self) -> None:
+        self.narrow()
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
@@ -287,6 +295,7 @@ class MatrixChannel:
         level, _ = retries.level, retries.setLevel(logging.ERROR)
         try:
             await self.session.login(self.client)
+            self.session.narrow()
             await self.moderators.resolve()
             await self.strategy.resolve()
             await exchange_keys(self.client)  # residents can encrypt for a new device at once

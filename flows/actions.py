@@ -5,13 +5,15 @@ fails at start, not in the middle of someone's conversation.
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import Flow, FlowError, Step
 from mitreden.flows.messages import Choice, Outbound
+from mitreden.nlp import abuse, findings
 from mitreden.nlp.pipeline import StoredIdea
-from mitreden.nlp.redact import redact
+from mitreden.nlp.redact import Finding, find, visible
 from mitreden.store.store import IDEA_COLUMNS, from_blob
 
 if TYPE_CHECKING:
@@ -19,8 +21,12 @@ if TYPE_CHECKING:
 
 Action = Callable[["Turn", Step, str], str | None]
 Source = Callable[["Turn"], tuple[list[Choice], dict[str, object]]]
+Renderer = Callable[["Turn", list[str]], dict[str, object]]
 ACTIONS: dict[str, Action] = {}
 SOURCES: dict[str, Source] = {}
+# Question parameters made anew each time a question is shown, from the values of the choices
+# it offers: what must not be kept in a conversation (other people's words) is kept as ids.
+RENDERERS: dict[str, Renderer] = {}
 # An action may return this instead of a step: go back to where a command interrupted.
 RESUME = "@resume"
 SIMILAR_SHOWN = 2
@@ -38,6 +44,14 @@ def action(name: str) -> Callable[[Action], Action]:
 def source(name: str) -> Callable[[Source], Source]:
     def register(fn: Source) -> Source:
         SOURCES[name] = fn
+        return fn
+
+    return register
+
+
+def renderer(name: str) -> Callable[[Renderer], Renderer]:
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[name] = fn
         return fn
 
     return register
@@ -81,6 +95,8 @@ def all_fields(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
 
 @source("similar_ideas")
 def similar_ideas(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
+    """Up to SIMILAR_SHOWN ideas of others like this one, as choices to support. Only their
+    ids are kept in the conversation; `similar_listing` shows their words each time."""
     idea = turn.store.idea(turn.data.get("idea_id", -1))
     if turn.nlp is None or idea is None or idea["embedding"] is None:
         return [], {}
@@ -90,21 +106,51 @@ def similar_ideas(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
         owner,
         idea["confirmed_field"] or idea["suggested_field"],
         exclude=frozenset(turn.store.supported_by(owner)),
-        k=SIMILAR_SHOWN,
+        k=SIMILAR_SHOWN * 2,
     )
-    labels = redaction_labels(turn)
-    listing, choices = [], []
-    for other_id in ids:
-        other = turn.store.idea(other_id)
-        if other is None:  # erased by its author since the index was built
-            continue
-        number = len(choices) + 1
-        text = redact(other["text"], labels)
-        if len(text) > SNIPPET:
-            text = text[:SNIPPET].rsplit(" ", 1)[0] + " …"
+    shown = [i for i in ids if _shareable(turn.store.idea(i))][:SIMILAR_SHOWN]
+    choices = [
+        Choice(str(other_id), turn.text("support_choice", number=number))
+        for number, other_id in enumerate(shown, start=1)
+    ]
+    return choices, {}
+
+
+def _shareable(idea: dict[str, Any] | None) -> bool:
+    """Whether other residents may see an idea: not erased, not held for review (an insult)
+    and not rejected by a moderator."""
+    return idea is not None and idea["review"] not in ("held", "rejected")
+
+
+@renderer("similar_ideas")
+def similar_listing(turn: "Turn", values: list[str]) -> dict[str, object]:
+    labels, listing = redaction_labels(turn), []
+    for number, value in enumerate((v for v in values if v.isdigit()), start=1):
+        other = turn.store.idea(int(value))
+        if _shareable(other):
+            text = findings.for_others(other, labels)
+            if len(text) > SNIPPET:
+                text = text[:SNIPPET].rsplit(" ", 1)[0] + " …"
+        else:  # erased or taken back since it was offered
+            text = turn.text("workshop_option_gone")
         listing.append(turn.text("similar_item", number=number, text=text))
-        choices.append(Choice(str(other_id), turn.text("support_choice", number=number)))
-    return choices, {"listing": "\n".join(listing)}
+    return {"listing": "\n".join(listing)}
+
+
+@source("redactions")
+def redactions(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
+    """The author's preview: their idea as others will read it, and one "keep this word"
+    choice per piece of personal data found (for a word that is none)."""
+    text = visible(turn.data["idea_text"])
+    found = _findings(turn)
+    choices = [
+        Choice(f"keep:{n}", turn.text("preview_keep", word=text[f.start : f.end]))
+        for n, f in enumerate(found)
+    ]
+    shown = findings.for_others(
+        {"text": turn.data["idea_text"], "findings": findings.dump(found)}, redaction_labels(turn)
+    )
+    return choices, {"shown": shown}
 
 
 # actions
@@ -140,14 +186,22 @@ def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
     return None
 
 
-def keep_idea(turn: "Turn", text: str, workshop_id: int | None = None) -> tuple[int, list[str]]:
-    """Store an idea with its embedding and field suggestion; returns its id and the
-    suggested fields, best first. Memory (index, groups) learns it after the commit."""
+def keep_idea(
+    turn: "Turn",
+    text: str,
+    workshop_id: int | None = None,
+    found: list[Finding] | None = None,
+    kept: list[Finding] | None = None,
+) -> tuple[int, list[str]]:
+    """Store an idea with its embedding, field suggestion and personal data found; returns its
+    id and the suggested fields, best first. Memory (index, groups) learns it after the
+    commit. An idea that insults someone is held for a moderator instead of shown to others."""
     pid, nlp = turn.conv.participant_id, turn.nlp
     vector, suggestions = None, []
     if nlp is not None:
         vector = nlp.embed(text)
         suggestions = nlp.suggest(vector, k=3)
+    held = abuse.insulting(text)
     idea_id = turn.store.add_idea(
         participant_id=pid,
         text=text,
@@ -159,12 +213,57 @@ def keep_idea(turn: "Turn", text: str, workshop_id: int | None = None) -> tuple[
         embedding=vector,
         embedding_model=nlp.model if nlp else None,
         workshop_id=workshop_id,
+        findings=findings.dump(find(visible(text)) if found is None else found),
+        kept=findings.dump(kept) if kept else None,
+        review="held" if held else "pending",
     )
     turn.store.audit(turn.now, "participant", "idea.created", f"idea:{idea_id}")
+    if held:
+        turn.store.audit(turn.now, "system", "idea.held", f"idea:{idea_id}", why="insult")
+        turn.say("idea_held")
     if nlp is not None and vector is not None:
         best, now = suggestions[0], turn.now
         turn.after_commit.append(lambda: nlp.remember(idea_id, pid, best, vector, now))
     return idea_id, [f for f, _ in suggestions]
+
+
+def _rewrite_idea(
+    turn: "Turn", idea_id: int, text: str, found: list[Finding], kept: list[Finding]
+) -> list[str]:
+    """The author changed the words of an idea already stored: everything derived from the
+    words is made anew, and memory forgets the old vector and learns the new one."""
+    old = turn.store.idea(idea_id)
+    nlp, vector, suggestions = turn.nlp, None, []
+    if nlp is not None:
+        vector = nlp.embed(text)
+        suggestions = nlp.suggest(vector, k=3)
+    turn.store.replace_text(
+        idea_id,
+        text=text,
+        findings=findings.dump(found),
+        kept=findings.dump(kept) if kept else None,
+        embedding=vector,
+        suggested_field=suggestions[0][0] if suggestions else None,
+        suggested_score=suggestions[0][1] if suggestions else None,
+        updated_at=turn.now,
+    )
+    turn.store.audit(turn.now, "participant", "idea.rewritten", f"idea:{idea_id}")
+    if abuse.insulting(text) and old["review"] != "held":
+        turn.store.set_review(idea_id, "held", turn.now)
+        turn.store.audit(turn.now, "system", "idea.held", f"idea:{idea_id}", why="insult")
+        turn.say("idea_held")
+    if nlp is not None and vector is not None:
+        pid, best, now = turn.conv.participant_id, suggestions[0], turn.now
+        before = []
+        if old["embedding"] is not None:
+            before = [StoredIdea(idea_id, old["confirmed_field"], from_blob(old["embedding"]))]
+
+        def relearn() -> None:
+            nlp.forget(before)
+            nlp.remember(idea_id, pid, best, vector, now)
+
+        turn.after_commit.append(relearn)
+    return [f for f, _ in suggestions]
 
 
 def field_label(turn: "Turn", field: str | None, language: str) -> str:
@@ -176,14 +275,83 @@ def field_label(turn: "Turn", field: str | None, language: str) -> str:
 
 @action("save_idea")
 def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
-    """Keep the idea; one written through a workshop's private link also counts for that
-    workshop while it runs, and its group hears of it without a name."""
+    """A new idea's words (step `idea`) or the author's new words for the current one
+    (`edit_idea`). Keyboard mashing is asked again, a repeat is not stored twice, and words
+    that hold personal data are first shown to the author as others will read them."""
+    if abuse.gibberish(text):
+        turn.say("idea_gibberish")
+        return step.name
+    editing = step.name != "idea"
+    if not editing:
+        turn.data.pop("idea_id", None)
+        if _repeated(turn, text):
+            turn.say("idea_repeated")
+            return "another"
+        if _over_daily_limit(turn):
+            turn.data["draft"] = {"text": text}
+            return "idea_limit"
+    turn.data["idea_text"] = text
+    turn.data["findings"] = findings.dump(find(visible(text)))
+    turn.data.pop("kept", None)
+    if _findings(turn):
+        return "preview"
+    _store(turn)
+    return "field"
+
+
+def _findings(turn: "Turn") -> list[Finding]:
+    return findings.load(turn.data.get("findings", "[]"), "")
+
+
+def _repeated(turn: "Turn", text: str) -> bool:
+    """The same words as one of the person's own ideas: a double send, not a second idea."""
+    folded = " ".join(text.casefold().split())
+    return any(
+        " ".join(row["text"].casefold().split()) == folded
+        for row in turn.store.ideas_since(turn.conv.participant_id, "")
+    )
+
+
+def _over_daily_limit(turn: "Turn") -> bool:
+    limit = turn.engine.limits.ideas_per_day
+    since = (datetime.fromisoformat(turn.now) - timedelta(days=1)).isoformat()
+    return len(turn.store.ideas_since(turn.conv.participant_id, since)) >= limit
+
+
+@action("preview")
+def preview(turn: "Turn", step: Step, value: str) -> str | None:
+    """The author's answer to the preview: fine, change the words (routed by the flow), or a
+    word to keep because it is no personal data, recorded for this idea only."""
+    if value == "change":
+        return None
+    if value.startswith("keep:"):
+        found = _findings(turn)
+        number = int(value.removeprefix("keep:"))
+        if 0 <= number < len(found):
+            kept = [*findings.load(turn.data.get("kept", "[]"), ""), found.pop(number)]
+            turn.data["findings"], turn.data["kept"] = findings.dump(found), findings.dump(kept)
+        if found:
+            return "preview"
+    _store(turn)
+    return None
+
+
+def _store(turn: "Turn") -> None:
+    """Write the idea the conversation holds: new, or the current one rewritten."""
+    text, found = turn.data["idea_text"], _findings(turn)
+    kept = findings.load(turn.data.pop("kept", "[]"), "")
+    if kept:
+        kinds = sorted({f.kind for f in kept})
+        turn.store.audit(turn.now, "participant", "idea.redaction_kept", kinds=kinds)
+    if "idea_id" in turn.data:
+        turn.data["suggestions"] = _rewrite_idea(turn, turn.data["idea_id"], text, found, kept)
+        return
     joined = turn.store.workshop(turn.data.get("workshop", -1))
     if joined is not None and joined["ended_at"] is not None:
         turn.data.pop("workshop")
         joined = None
-    idea_id, suggestions = keep_idea(turn, text, joined["id"] if joined else None)
-    turn.data.update(idea_id=idea_id, idea_text=text, suggestions=suggestions)
+    idea_id, suggestions = keep_idea(turn, text, joined["id"] if joined else None, found, kept)
+    turn.data.update(idea_id=idea_id, suggestions=suggestions)
     if joined is not None:
         language = joined["language"]
         notice = turn.engine.catalogue.text(
@@ -193,7 +361,6 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
             field=field_label(turn, suggestions[0] if suggestions else None, language),
         )
         turn.out.append(Outbound(notice, to=joined["address"]))
-    return None
 
 
 def confirm(turn: "Turn", idea_id: int, field: str | None) -> None:
@@ -210,7 +377,7 @@ def confirm(turn: "Turn", idea_id: int, field: str | None) -> None:
 
 @action("confirm_field")
 def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
-    if value != "other":
+    if value not in ("other", "change"):
         confirm(turn, turn.data["idea_id"], None if value == "unsure" else value)
     return None
 
@@ -234,7 +401,7 @@ def set_notify(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("support")
 def support(turn: "Turn", step: Step, value: str) -> str | None:
-    if value != "none":
+    if value != "none" and _shareable(turn.store.idea(int(value))):
         turn.store.add_support(turn.conv.participant_id, int(value), turn.now)
         turn.store.audit(turn.now, "participant", "idea.supported", f"idea:{value}")
         turn.say("support_saved")
@@ -256,6 +423,7 @@ def erase(turn: "Turn", step: Step, value: str) -> str | None:
     turn.store.audit(turn.now, "participant", "participant.erased", **counts)
     turn.say("deleted")
     turn.erased = True
+    turn.after_commit.append(turn.store.checkpoint)
     if turn.nlp is not None and forgotten:
         nlp = turn.nlp
         turn.after_commit.append(lambda: nlp.forget(forgotten))

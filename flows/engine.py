@@ -8,7 +8,6 @@ that transaction committed.
 
 import dataclasses
 import difflib
-import json
 import logging
 import re
 import time
@@ -17,11 +16,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mitreden.flows import actions, workshop
+from mitreden.flows import actions, limits, mydata, workshop
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import ChoiceSpec, Flow, Step
+from mitreden.flows.limits import Limits
 from mitreden.flows.messages import (
-    Attachment,
     Choice,
     Inbound,
     Outbound,
@@ -48,6 +47,8 @@ TEXT_LIMIT = 65_536
 CHOICE_LIMIT = 256
 # What a conversation may keep of a rejected draft: generous, but bounded.
 DRAFT_LIMIT = 20_000
+# Commands for a person's rights over their data: they work even when blocked or flooding.
+RIGHTS = frozenset({"mydata", "delete", "cancel", "help"})
 
 
 def utcnow() -> datetime:
@@ -137,6 +138,7 @@ class Engine:
         *,
         idle_timeout: timedelta = timedelta(hours=24),
         clock: Callable[[], datetime] = utcnow,
+        limits: Limits = Limits(),  # noqa: B008 - frozen, shared safely
     ) -> None:
         self.store = store
         self.taxonomy = taxonomy
@@ -145,6 +147,7 @@ class Engine:
         self.catalogue = catalogue
         self.idle_timeout = idle_timeout
         self.clock = clock
+        self.limits = limits
         # Per language, every folded answer a fixed choice question takes (`_answers_elsewhere`).
         self._choice_answers: dict[str, frozenset[str]] = {}
         actions.check(flow, catalogue)
@@ -277,6 +280,8 @@ class Engine:
         if turn.msg.event == "unreadable":
             turn.say("unreadable")  # nothing was read, so the step stays as it was
             return
+        if command not in RIGHTS and self._held_back(turn, is_new):
+            return
         if turn.msg.media is not None:
             turn.say("media_not_text")
             self.reprompt(turn)
@@ -289,7 +294,7 @@ class Engine:
             return
         if not is_new and self._idle(turn):
             turn.say("idle_restart")
-            self._renew(turn)
+            self._renew(turn, keep_draft=True)
             if command is None:
                 self._restart(turn)
                 return
@@ -301,6 +306,30 @@ class Engine:
             self._restart(turn)
         else:
             self._answer(turn, step)
+
+    def _held_back(self, turn: Turn, is_new: bool) -> bool:
+        """Whether a blocked or flooding participant's message stops here. A blocked person
+        hears until when, once a day; a flood is told to slow down once a minute, and its words
+        to a text question are kept in the draft."""
+        until = self.store.blocked_until(turn.conv.participant_id, turn.now)
+        if until is not None:
+            today = turn.now[:10]
+            if turn.data.get("blocked_told") != today:
+                turn.data["blocked_told"] = today
+                turn.say("blocked", until=until[:10])
+            return True
+        now = datetime.fromisoformat(turn.now)
+        verdict = limits.rate(turn.data, now, self.limits.messages_per_minute)
+        if verdict == "ok":
+            return False
+        if verdict == "warn":
+            turn.say("slow_down")
+        step = self.flow.steps.get(turn.conv.step)
+        text = clean(turn.msg.text)
+        if not is_new and step is not None and step.input == "text" and text:
+            kept = turn.data.get("draft", {}).get("text", "")
+            turn.data["draft"] = {"text": f"{kept} {text}".strip()[:DRAFT_LIMIT]}
+        return True
 
     def _idle(self, turn: Turn) -> bool:
         last = datetime.fromisoformat(turn.conv.updated_at)
@@ -318,13 +347,15 @@ class Engine:
         command = self.flow.commands.get(match.group(1).casefold(), "unknown")
         return command, text[match.end() :].strip()
 
-    def _renew(self, turn: Turn) -> None:
+    def _renew(self, turn: Turn, keep_draft: bool = False) -> None:
         """Start the conversation over; ideas given in a group, waiting for the person's
-        answer to the privacy notice there, keep waiting."""
-        waiting = turn.data.get(workshop.WAITING)
+        answer to the privacy notice there, keep waiting, and the message counter counts on.
+        After a long pause the words of an unfinished idea are kept too (a /start is asked
+        for, so it drops them)."""
+        keys = (workshop.WAITING, *limits.KEYS, *(("draft",) if keep_draft else ()))
+        kept = {k: turn.data[k] for k in keys if turn.data.get(k)}
         turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
-        if waiting:
-            turn.data[workshop.WAITING] = waiting
+        turn.data.update(kept)
 
     def _start(self, turn: Turn, payload: str) -> None:
         """A fresh start; through a workshop's link, the ideas also count for that workshop."""
@@ -356,14 +387,7 @@ class Engine:
                 turn.data.pop(key, None)
             self.enter(turn, "cancelled")
         elif command == "mydata":
-            export = self.store.export_participant(turn.conv.participant_id)
-            content = json.dumps(export, ensure_ascii=False, indent=2).encode("utf-8")
-            turn.out.append(
-                Outbound(
-                    turn.text("mydata_intro"),
-                    attachment=Attachment(turn.text("mydata_file"), "application/json", content),
-                )
-            )
+            turn.out.append(mydata.reply(turn))
             self.reprompt(turn)
         else:
             turn.say("help" if command == "help" else "unknown_command")
@@ -417,7 +441,7 @@ class Engine:
             choices.append(Choice(SKIP, turn.text("skip")))
         turn.data["offered"] = [[c.value, c.label] for c in choices]
         turn.data["params"] = params
-        turn.out.append(Outbound(turn.text(step.ask, **params), tuple(choices)))
+        turn.out.append(Outbound(self._question(turn, step), tuple(choices)))
 
     def reprompt(self, turn: Turn) -> None:
         """Ask the current question again, with exactly the choices shown before."""
@@ -426,8 +450,16 @@ class Engine:
             self.enter(turn, self.flow.start)
         elif not step.end:
             choices = tuple(Choice(v, label) for v, label in turn.data.get("offered", []))
-            text = turn.text(step.ask, **turn.data.get("params", {}))
-            turn.out.append(Outbound(text, choices))
+            turn.out.append(Outbound(self._question(turn, step), choices))
+
+    def _question(self, turn: Turn, step: Step) -> str:
+        """A step's question with its parameters; those that show other people's ideas are
+        rendered now from the ids offered, so an idea erased meanwhile is not shown."""
+        params = dict(turn.data.get("params", {}))
+        render = actions.RENDERERS.get(step.choices_from or "")
+        if render is not None:
+            params.update(render(turn, [value for value, _ in turn.data.get("offered", [])]))
+        return turn.text(step.ask, **params)
 
     def _choice(self, turn: Turn, spec: ChoiceSpec) -> Choice:
         return Choice(spec.value, spec.text or turn.text(spec.label))

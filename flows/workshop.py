@@ -24,7 +24,8 @@ from sklearn.cluster import AgglomerativeClustering
 
 from mitreden.flows import actions
 from mitreden.flows.messages import Choice, Outbound, Poll
-from mitreden.nlp.redact import redact, visible
+from mitreden.nlp import findings
+from mitreden.nlp.redact import visible
 from mitreden.store.store import from_blob
 
 if TYPE_CHECKING:
@@ -239,7 +240,7 @@ def _option_text(turn: "Turn", idea_ids: list[int]) -> str:
     if len(ideas) > 2 and all(idea["embedding"] is not None for idea in ideas):
         vectors = np.stack([from_blob(idea["embedding"]) for idea in ideas])
         typical = ideas[int(np.argmax(vectors @ vectors.mean(axis=0)))]
-    text = " ".join(redact(typical["text"], actions.redaction_labels(turn)).split())
+    text = " ".join(findings.for_others(typical, actions.redaction_labels(turn)).split())
     more = f" (+{len(ideas) - 1})" if len(ideas) > 1 else ""
     room = OPTION_CHARS - len(more)
     if len(text) > room:

@@ -7,6 +7,7 @@ from mitreden.config import Settings
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import load_flow
 from mitreden.flows.engine import Engine
+from mitreden.flows.limits import Limits
 from mitreden.nlp.embedders import make_embedder
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import load_taxonomy
@@ -36,4 +37,5 @@ def build_engine(settings: Settings, store: Store | None = None) -> Engine:
         flow,
         catalogue,
         idle_timeout=timedelta(hours=settings.idle_timeout_hours),
+        limits=Limits(int(settings.messages_per_minute), int(settings.ideas_per_day)),
     )

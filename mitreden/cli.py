@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -38,8 +39,12 @@ EXPECTED = (
     CatalogueError,
     EvalDataError,
 )
+# How much of a pseudonymous participant id `mitreden ideas` shows: enough to name one for
+# `mitreden block`, too little to be the key of anything.
+PARTICIPANT_SHOWN = 12
 IDEA_COLUMNS = [
     "id",
+    "participant",
     "created_at",
     "language",
     "text",
@@ -68,8 +73,29 @@ def _parser() -> argparse.ArgumentParser:
         help="start the configured channel (Telegram if a token is set, else this terminal) "
         "and hourly regrouping",
     )
-    ideas = commands.add_parser("ideas", parents=[common], help="list or export stored ideas")
+    ideas = commands.add_parser(
+        "ideas", parents=[common], help="list or export stored ideas, personal data redacted"
+    )
     ideas.add_argument("--format", choices=["csv", "json"], default="csv")
+    ideas.add_argument(
+        "--raw", action="store_true", help="the residents' own words, unredacted (audited)"
+    )
+    block = commands.add_parser(
+        "block", parents=[common], help="keep a participant from sending ideas (audited)"
+    )
+    block.add_argument(
+        "who", help="idea:N (the author of idea N) or the participant column of `ideas`"
+    )
+    block.add_argument("--days", type=float, required=True, help="how long, in days")
+    rounds = commands.add_parser(
+        "round", parents=[common], help="participation rounds: `round close` ends the current one"
+    )
+    rounds.add_argument("action", choices=["close"])
+    commands.add_parser(
+        "purge",
+        parents=[common],
+        help="keep only redacted text of rounds past retention_days (run does it daily)",
+    )
     commands.add_parser(
         "cluster", parents=[common], help="regroup all stored ideas now (run does it hourly)"
     )
@@ -130,18 +156,21 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
     from mitreden.app import build_engine
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
-    from mitreden.jobs import RegroupJob
+    from mitreden.jobs import PurgeJob, RegroupJob
     from mitreden.nlp.clusters import ClusterBook
 
     webhook = settings.webhook() if regroup and settings.telegram_token else None
     matrix = regroup and settings.matrix()
     engine = build_engine(settings)
     pseudonymizer = load_pseudonymizer(settings)
-    job = None
-    if regroup and engine.nlp is not None:
-        # Its own connection: the job reads and writes while the channel is mid-transaction.
-        book = ClusterBook(Store(settings.db), engine.nlp.suggester)
-        job = RegroupJob(book, settings.regroup_minutes * 60)
+    jobs = []
+    if regroup:
+        # Each its own connection: a job reads and writes while the channel is mid-transaction.
+        jobs.append(PurgeJob(Store(settings.db), engine.catalogue, settings.retention_days))
+        if engine.nlp is not None:
+            book = ClusterBook(Store(settings.db), engine.nlp.suggester)
+            jobs.append(RegroupJob(book, settings.regroup_minutes * 60))
+    for job in jobs:
         job.start()
     try:
         if regroup and (settings.telegram_token or matrix):
@@ -149,7 +178,7 @@ def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
         else:
             run_terminal(engine, pseudonymizer, user)
     finally:
-        if job is not None:
+        for job in jobs:
             job.stop()
 
 
@@ -196,8 +225,30 @@ def _existing_store(settings: Settings) -> Store:
     return Store(settings.db)
 
 
-def _ideas(settings: Settings, fmt: str) -> None:
-    rows = _existing_store(settings).ideas()
+def _ideas(settings: Settings, fmt: str, raw: bool) -> None:
+    """Ideas as anyone but their authors may read them; `raw` gives the words as written, for
+    the operator only: it warns and is audited."""
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.jobs import now
+    from mitreden.nlp import findings
+
+    store = _existing_store(settings)
+    rows = store.ideas()
+    if raw:
+        print(
+            "mitreden: warning: these are the residents' own words with every name, address and "
+            "number in them; the export is recorded in the audit log",
+            file=sys.stderr,
+        )
+        with store.transaction():
+            store.audit(now(), _operator(), "ideas.exported_raw", ideas=len(rows))
+    labels = Catalogue.load().redaction_labels(settings.moderator_language)
+    for row in rows:
+        if not raw:
+            row["text"] = findings.for_others(row, labels)
+        row["participant"] = row.pop("participant_id")[:PARTICIPANT_SHOWN]
+        for column in ("findings", "kept"):
+            row.pop(column)
     if fmt == "json":
         json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -205,6 +256,63 @@ def _ideas(settings: Settings, fmt: str) -> None:
         writer = csv.DictWriter(sys.stdout, IDEA_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+
+
+def _operator() -> str:
+    """Who is at the keyboard, for the audit log: the system account's name, not a person's."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def _block(settings: Settings, who: str, days: float) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    if not (0 < days <= 3650):
+        raise ConfigError(f"--days {days:g}: expected a number of days from 0 to 3650")
+    store = _existing_store(settings)
+    with store.transaction():
+        if who.startswith("idea:") and who[5:].isdigit():
+            idea = store.idea(int(who[5:]))
+            if idea is None:
+                raise StoreError(f"there is no idea {who[5:]}")
+            found = [idea["participant_id"]]
+        elif re.fullmatch(r"[0-9a-f]{8,32}", who):
+            found = store.participants_starting(who)
+        else:
+            raise ConfigError(f"{who!r}: expected idea:N or a participant id from `mitreden ideas`")
+        if len(found) != 1:
+            raise StoreError(f"{len(found) or 'no'} participants match {who!r}; give more of it")
+        start = datetime.now(UTC)
+        stamp = start.isoformat(timespec="seconds")
+        until = (start + timedelta(days=days)).isoformat(timespec="seconds")
+        block_id = store.block(found[0], until, stamp)
+        store.audit(stamp, _operator(), "participant.blocked", f"block:{block_id}", until=until)
+    print(f"blocked until {until}")
+
+
+def _round_close(settings: Settings) -> None:
+    from mitreden.jobs import now
+
+    store = _existing_store(settings)
+    stamp = now()
+    with store.transaction():
+        round_id = store.close_round(stamp, _operator())
+        store.audit(stamp, _operator(), "round.closed", f"round:{round_id}")
+    print(
+        f"round {round_id} closed; its raw texts and addresses are purged after "
+        f"{settings.retention_days:g} days"
+    )
+
+
+def _purge(settings: Settings) -> None:
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.jobs import now
+    from mitreden.retention import purge
+
+    store = _existing_store(settings)
+    counts = purge(store, Catalogue.load(), now(), settings.retention_days, _operator())
+    print("purged: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
 
 def _nlp(settings: Settings, store: Store) -> IdeaNlp:
@@ -314,13 +422,22 @@ def _eval(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever this process creates (the database and its log, the key, the Matrix device's
+    # store, a library's cache) is its owner's alone.
+    os.umask(0o077)
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
         if args.command in ("chat", "run"):
             _chat(settings, getattr(args, "user", "terminal-user"), args.command == "run")
         elif args.command == "ideas":
-            _ideas(settings, args.format)
+            _ideas(settings, args.format, args.raw)
+        elif args.command == "block":
+            _block(settings, args.who, args.days)
+        elif args.command == "round":
+            _round_close(settings)
+        elif args.command == "purge":
+            _purge(settings)
         elif args.command == "cluster":
             _cluster(settings)
         elif args.command == "summary":

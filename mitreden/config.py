@@ -43,6 +43,9 @@ CHOICES: dict[str, tuple[str, ...]] = {
 RANGES: dict[str, tuple[float, float]] = {
     "idle_timeout_hours": (1 / 60, 24 * 365),
     "regroup_minutes": (1, 7 * 24 * 60),
+    "messages_per_minute": (1, 10_000),
+    "ideas_per_day": (1, 10_000),
+    "retention_days": (1, 10 * 365),
 }
 # Never repeated in an error message: errors end up in terminals, logs and bug reports.
 SECRETS = frozenset({"secret", "telegram_token", "matrix_password", "matrix_access_token"})
@@ -60,6 +63,13 @@ class Settings:
     idle_timeout_hours: float = 24.0
     regroup_minutes: float = 60.0
     """How often `mitreden run` regroups all ideas, if any changed (new ones join at once)."""
+    messages_per_minute: float = 20.0
+    """Per participant; beyond it they are asked to slow down (what they write is kept)."""
+    ideas_per_day: float = 10.0
+    """Per participant, in any 24 hours; the text of one more is kept for the next day."""
+    retention_days: float = 180.0
+    """After `mitreden round close`: how long raw idea texts and contact addresses are kept
+    before `mitreden purge` (and the running bot, daily) keeps only the redacted text."""
     log_level: str = "WARNING"
     telegram_token: str = ""
     """A bot token from @BotFather; `mitreden run` starts the Telegram channel when it is set."""

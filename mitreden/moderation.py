@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from mitreden.flows.catalogue import LANGUAGES, Catalogue
+from mitreden.nlp import findings
 from mitreden.nlp.pipeline import IdeaNlp
-from mitreden.nlp.redact import redact
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store, StoreError
 from mitreden.store.store import from_blob
@@ -59,8 +59,11 @@ def review_post(
         name = taxonomy.get(field).label(language)
     except KeyError:  # none suggested (no NLP), or a field an operator has since removed
         name = catalogue.text(language, "workshop_no_field")
-    text = redact(idea["text"], catalogue.redaction_labels(language))
-    return catalogue.text(language, "review_post", id=idea["id"], field=name, text=text)
+    text = findings.for_others(idea, catalogue.redaction_labels(language))
+    post = catalogue.text(language, "review_post", id=idea["id"], field=name, text=text)
+    if idea.get("review") == "held":
+        post = catalogue.text(language, "review_held") + "\n" + post
+    return post
 
 
 def correct_field(

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mitreden.nlp import keywords
+from mitreden.nlp import findings, keywords
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.nlp.redact import redact
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 from mitreden.store.store import from_blob
@@ -89,7 +88,7 @@ def summarize(
     ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
     read = iter(
         keywords.analyse(
-            [redact(ideas[i]["text"], redaction) for ids in ids_per_group for i in ids],
+            [findings.marked(ideas[i]) for ids in ids_per_group for i in ids],
             [ideas[i]["language"] for ids in ids_per_group for i in ids],
         )
     )
@@ -116,7 +115,15 @@ def summarize(
             continue
         groups = [
             _group(
-                cid, clusters, members[cid], ideas, supporters, analysed[cid], weights[cid], lane
+                cid,
+                clusters,
+                members[cid],
+                ideas,
+                supporters,
+                analysed[cid],
+                weights[cid],
+                lane,
+                redaction,
             )
             for cid in in_lane
         ]
@@ -165,7 +172,12 @@ def _group(
     analysed: dict[int, keywords.Analysed],
     weight: dict[str, float],
     lane: str,
+    redaction: Mapping[str, str],
 ) -> GroupSummary:
+    """One group's figures and words. Personal data is a mark character while words are
+    weighed and sentences picked (`findings.marked`), so a placeholder is never a keyword and
+    a sentence that is mostly personal data is never picked; it becomes the reader's
+    placeholder only in what is shown."""
     ids = [i for i, _ in entries]
     # A near-duplicate of a rejected idea stands for itself.
     leaders = [i for i, dup in entries if dup is None or dup not in ideas] or ids
@@ -176,10 +188,12 @@ def _group(
     sentences = []
     for i in central:
         scored = [
-            (keywords.sentence_score(s, analysed[i], weight), s) for s in analysed[i].sentences
+            (keywords.sentence_score(s, analysed[i], weight), s)
+            for s in analysed[i].sentences
+            if not findings.mostly_marks(s)
         ]
         if scored:
-            sentences.append(_shorten(max(scored)[1]))
+            sentences.append(_shorten(findings.unmarked(max(scored)[1], redaction)))
         if len(sentences) == SUMMARY_SENTENCES:
             break
     return GroupSummary(
@@ -191,7 +205,8 @@ def _group(
         people=len(_people(ids, ideas, supporters)),
         near_duplicates=len(ids) - len(leaders),
         representatives=[
-            _shorten(" ".join(analysed[i].sentences)) for i in central[:REPRESENTATIVES]
+            _shorten(findings.unmarked(" ".join(analysed[i].sentences), redaction))
+            for i in central[:REPRESENTATIVES]
         ],
         summary=sentences,
         districts=dict(Counter(ideas[i]["district"] for i in ids if ideas[i]["district"])),

@@ -4,6 +4,7 @@
 edits an old one, so every database, however old, reaches the same shape.
 """
 
+import json
 from collections.abc import Callable
 
 import sqlite_utils
@@ -219,6 +220,40 @@ def _outbox(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE deliveries ADD COLUMN outcome TEXT NOT NULL DEFAULT 'handled'")
 
 
+def _privacy(db: sqlite_utils.Database) -> None:
+    """What privacy needs kept: where an idea holds personal data, rounds, blocks.
+
+    `ideas.findings` lists the spans of personal data in the idea's text ([kind, start, end]
+    as JSON; NULL: not looked for yet, which readers treat as "look now"), `ideas.kept` the
+    spans its author said were no personal data ("keep this word"), `ideas.purged_at` when
+    retention replaced the raw text by its redacted form. `rounds` records when a participation
+    round was closed: retention counts from there. `blocks` keeps a participant out until a
+    date; it outlives the participant's erasure on purpose (or erasing would lift a block), and
+    a purge drops it when it ends. Conversations kept other people's ideas as words in their
+    state ("listing"); they are shown from ids now, so the words go."""
+    db.execute("ALTER TABLE ideas ADD COLUMN findings TEXT")
+    db.execute("ALTER TABLE ideas ADD COLUMN kept TEXT")
+    db.execute("ALTER TABLE ideas ADD COLUMN purged_at TEXT")
+    db.execute(
+        "CREATE TABLE rounds (id INTEGER PRIMARY KEY AUTOINCREMENT, closed_at TEXT NOT NULL, "
+        "closed_by TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE blocks (id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT NOT NULL, "
+        "until TEXT NOT NULL, at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX blocks_participant ON blocks(participant_id)")
+    rows = db.execute("SELECT participant_id, data FROM conversations").fetchall()
+    for participant, data in rows:
+        state = json.loads(data)
+        if "listing" in state.get("params", {}):
+            del state["params"]["listing"]
+            db.execute(
+                "UPDATE conversations SET data = ? WHERE participant_id = ?",
+                (json.dumps(state, ensure_ascii=False), participant),
+            )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
@@ -226,4 +261,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _workshops,
     _reviews,
     _outbox,
+    _privacy,
 ]

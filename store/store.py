@@ -5,6 +5,7 @@ conversation step together with the idea it created, or neither.
 """
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -74,6 +75,24 @@ def unavailable(err: BaseException) -> StoreUnavailable | None:
     return None
 
 
+def _owner_only(path: Path) -> None:
+    """Create the database file readable by its owner only (0600), in a folder made 0700 if it
+    is new; SQLite gives its -wal and -shm files the database's mode. An existing file is
+    narrowed to 0600 too."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    _chmod_owner_only(path)
+
+
+def _chmod_owner_only(path: Path) -> None:
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except FileNotFoundError:
+        pass
+
+
 @dataclass
 class Conversation:
     participant_id: str
@@ -97,7 +116,7 @@ class Store:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(self.path)
             conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_SECONDS
             )
@@ -110,6 +129,8 @@ class Store:
             # Deleted rows are overwritten with zeros, so erased words do not linger in free pages.
             self.db.execute("PRAGMA secure_delete=ON")
             self._write_ahead_log()
+            for companion in ("-wal", "-shm"):  # made by an older mitreden, or another tool
+                _chmod_owner_only(self.path.with_name(self.path.name + companion))
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(f"cannot open the database {self.path}: {err}") from err
@@ -118,6 +139,20 @@ class Store:
 
     def close(self) -> None:
         self.db.conn.close()
+
+    def checkpoint(self, tries: int = 20) -> bool:
+        """Copy the write-ahead log into the database and empty it, so words just erased (with
+        secure_delete, zeroed in the database) leave no old page behind in the log file.
+
+        Another connection's read (the regroup job) can hold part of the log for a moment, so
+        this tries a few times; False if it never got through (the next checkpoint will)."""
+        for _ in range(tries):
+            with self._lock:
+                busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if busy == 0:
+                return True
+            time.sleep(0.01)
+        return False
 
     def _write_ahead_log(self) -> None:
         """Switch to write-ahead logging (readers never block the writer). On a brand-new file
@@ -321,6 +356,27 @@ class Store:
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self.db.execute(
             f"UPDATE ideas SET {assignments} WHERE id = ?", (*columns.values(), idea_id)
+        )
+
+    def replace_text(self, idea_id: int, **columns: Any) -> None:
+        """The author changed their idea's words: the text and all that was derived from it
+        (findings, embedding, suggestion) are written anew."""
+        allowed = {"text", "findings", "kept", "embedding", "embedding_model", "suggested_field"}
+        unknown = set(columns) - allowed - {"suggested_score", "updated_at"}
+        if unknown:
+            raise ValueError(f"replace_text cannot set {sorted(unknown)}")
+        if isinstance(columns.get("embedding"), np.ndarray):
+            columns["embedding"] = to_blob(columns["embedding"])
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        self.db.execute(
+            f"UPDATE ideas SET {assignments} WHERE id = ?", (*columns.values(), idea_id)
+        )
+
+    def ideas_since(self, participant_id: str, since: str) -> list[dict[str, Any]]:
+        """A participant's ideas written at or after `since`, oldest first (limits, repeats)."""
+        return self._all(
+            "SELECT id, text FROM ideas WHERE participant_id = ? AND created_at >= ? ORDER BY id",
+            (participant_id, since),
         )
 
     def idea(self, idea_id: int) -> dict[str, Any] | None:
@@ -649,10 +705,11 @@ class Store:
         return None if row is None else row["review"]
 
     def unposted_reviews(self, channel: str, limit: int = 20) -> list[dict[str, Any]]:
-        """Pending ideas not yet shown in `channel`'s moderator room, oldest first."""
+        """Ideas waiting for a decision (pending, or held back as insulting) not yet shown in
+        `channel`'s moderator room, oldest first."""
         return self._all(
-            "SELECT id, text, language, suggested_field, suggested_score, confirmed_field "
-            "FROM ideas WHERE review = 'pending' AND id NOT IN "
+            "SELECT id, text, findings, review, language, suggested_field, suggested_score, "
+            "confirmed_field FROM ideas WHERE review IN ('pending', 'held') AND id NOT IN "
             "(SELECT idea_id FROM review_posts WHERE channel = ? AND idea_id IS NOT NULL) "
             "ORDER BY id LIMIT ?",
             (channel, limit),
@@ -720,6 +777,80 @@ class Store:
             (now, message_key, error, dispatch_id),
         )
 
+    # abuse: blocks
+
+    def block(self, participant_id: str, until: str, now: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO blocks (participant_id, until, at) VALUES (?, ?, ?)",
+            (participant_id, until, now),
+        )
+        return cursor.lastrowid
+
+    def blocked_until(self, participant_id: str, now: str) -> str | None:
+        """Until when a participant is blocked, or None."""
+        row = self._one(
+            "SELECT max(until) AS until FROM blocks WHERE participant_id = ? AND until > ?",
+            (participant_id, now),
+        )
+        return row["until"] if row else None
+
+    def participants_starting(self, prefix: str) -> list[str]:
+        """Pseudonymous ids that start with `prefix`: how an operator names one (`block`)."""
+        cursor = self.db.execute(
+            "SELECT id FROM participants WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT 3",
+            (len(prefix), prefix),
+        )
+        return [row[0] for row in cursor]
+
+    # retention
+
+    def close_round(self, now: str, actor: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO rounds (closed_at, closed_by) VALUES (?, ?)", (now, actor)
+        )
+        return cursor.lastrowid
+
+    def retention_cutoff(self, now: str, retention_days: float) -> str | None:
+        """Everything written before this moment is past retention: the end of the latest round
+        that closed at least `retention_days` ago; None while no round is that old."""
+        cutoff = (datetime.fromisoformat(now) - timedelta(days=retention_days)).isoformat()
+        row = self._one(
+            "SELECT max(closed_at) AS closed FROM rounds WHERE closed_at <= ?", (cutoff,)
+        )
+        return row["closed"] if row else None
+
+    def ideas_to_purge(self, before: str) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT id, text, language, findings FROM ideas "
+            "WHERE created_at <= ? AND purged_at IS NULL ORDER BY id",
+            (before,),
+        )
+
+    def purge_idea(self, idea_id: int, redacted: str, now: str) -> None:
+        """Keep only the redacted form of an idea past retention."""
+        self.db.execute(
+            "UPDATE ideas SET text = ?, findings = '[]', kept = NULL, purged_at = ? WHERE id = ?",
+            (redacted, now, idea_id),
+        )
+
+    def drop_contacts(self, before: str) -> int:
+        return self.db.execute("DELETE FROM contacts WHERE at <= ?", (before,)).rowcount
+
+    def drop_stale(self, before: str) -> dict[str, int]:
+        """Conversations and unsent replies untouched since `before`: they may hold a draft or
+        an idea read back in its author's own words, so they go with retention too."""
+        return {
+            "conversations": self.db.execute(
+                "DELETE FROM conversations WHERE updated_at <= ?", (before,)
+            ).rowcount,
+            "outbox": self.db.execute(
+                "DELETE FROM outbox WHERE created_at <= ?", (before,)
+            ).rowcount,
+        }
+
+    def drop_ended_blocks(self, now: str) -> int:
+        return self.db.execute("DELETE FROM blocks WHERE until <= ?", (now,)).rowcount
+
     # data subject rights
 
     def ideas_of(self, participant_id: str) -> list[dict[str, Any]]:
@@ -755,6 +886,9 @@ class Store:
             ),
             "rooms_added": self._all(
                 "SELECT channel, added_at FROM rooms WHERE added_by = ?", (participant_id,)
+            ),
+            "blocks": self._all(
+                "SELECT until, at FROM blocks WHERE participant_id = ?", (participant_id,)
             ),
         }
 

@@ -80,7 +80,7 @@ def test_scripted_chat_stores_an_idea_visible_in_the_export(tmp_path: Path) -> N
     assert idea["district"] == "pankow"
 
     csv_out = run("ideas", "--format", "csv", "--db", str(db), home=tmp_path)
-    assert csv_out.stdout.splitlines()[0].startswith("id,created_at,language,text")
+    assert csv_out.stdout.splitlines()[0].startswith("id,participant,created_at,language,text")
     assert "Mehr Bäume pflanzen" in csv_out.stdout
 
 
@@ -98,13 +98,16 @@ def test_the_readme_demo_run_twice_stores_two_proper_ideas(tmp_path: Path) -> No
     script, db = readme_demo(), tmp_path / "demo.db"
     idea = script.splitlines()[3]
     assert idea == "Mehr Bäume gegen die Hitze im Sommer"
-    for _ in range(2):
-        chat = run("chat", "--db", str(db), stdin=script, home=tmp_path)
+    # The same words twice would be one idea (a repeat is stored once); so the second run
+    # brings another idea in the same script.
+    other = "Mehr Schatten und Trinkbrunnen gegen die Hitze im Sommer"
+    for text in (script, script.replace(idea, other)):
+        chat = run("chat", "--db", str(db), stdin=text, home=tmp_path)
         assert chat.returncode == 0, chat.stderr
     assert "Schön, dass du wieder da bist!" in chat.stdout
     ideas = run("ideas", "--format", "json", "--db", str(db), home=tmp_path)
     stored = json.loads(ideas.stdout)
-    assert [i["text"] for i in stored] == [idea, idea]
+    assert [i["text"] for i in stored] == [idea, other]
     assert [i["district"] for i in stored] == ["pankow", "pankow"], "the later answers fit too"
 
 

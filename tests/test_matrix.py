@@ -113,7 +113,10 @@ async def test_a_restart_resumes_where_the_resident_was_and_answers_nothing_twic
         assert de(catalogue, earlier) not in asked, earlier
     ideas = Store(db_path).ideas()
     assert [(i["text"], i["district"]) for i in ideas] == [(IDEA, "friedrichshain-kreuzberg")]
-    assert (bot_settings.matrix_dir / "session.json").stat().st_mode & 0o777 == 0o600
+    device_files = list(bot_settings.matrix_dir.rglob("*"))
+    assert any(path.suffix == ".db" for path in device_files), "nio's crypto store is there"
+    for path in [bot_settings.matrix_dir, *device_files]:
+        assert path.stat().st_mode & 0o777 == (0o700 if path.is_dir() else 0o600), path.name
 
 
 async def test_a_message_is_answered_once_its_late_key_arrives(
@@ -264,6 +267,7 @@ async def test_moderators_decide_by_reaction_or_reply_and_others_cannot(
         elsewhere = Resident(make_engine(nlp=False), "p-tg-anna", channel="telegram")
         elsewhere.consent()
         elsewhere.says("Mehr Bänke im Park, schreibt mir an anna@example.org")
+        elsewhere.presses("ok")  # what others will read, agreed to
         post = (await moderator.wait_for("wartet auf Prüfung", room_id))[-1]
         assert "[E-Mail entfernt]" in post and "anna@example.org" not in post
         post_id = posted(moderator, room_id, "wartet auf Prüfung")
