@@ -391,3 +391,16 @@ def test_ideas_export_is_redacted_unless_raw_which_warns_and_is_audited(
     assert "0176 12345678" in raw.stdout and "warning" in raw.stderr
     audit = [row[3] for row in all_rows(db_path)["audit"]]
     assert "ideas.exported_raw" in audit
+
+
+def test_round_close_and_purge_from_the_command_line(engine: Engine, db_path, tmp_path) -> None:
+    from test_cli import one_error_line, run
+
+    closed = run("round", "close", "--db", str(db_path), home=tmp_path)
+    assert closed.returncode == 0 and "purged after 180 days" in closed.stdout
+    purged = run("purge", "--db", str(db_path), home=tmp_path, MITREDEN_RETENTION_DAYS="1")
+    assert purged.stdout.startswith("purged: ideas 0, contacts 0"), "the round is not old yet"
+    assert "round.closed" in [row[3] for row in all_rows(db_path)["audit"]]
+    for bad in ("0", "-3", "nan", "a year"):
+        refused = run("purge", "--db", str(db_path), home=tmp_path, MITREDEN_RETENTION_DAYS=bad)
+        assert "retention_days" in one_error_line(refused)
