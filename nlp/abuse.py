@@ -211,6 +211,9 @@ def _compile(entries: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     return re.compile(anywhere), re.compile(f"(?<![^ ])(?:{'|'.join(whole) or '(?!)'})")
 
 
+STRETCHED = re.compile(r"(.)\1{3,}")
+
+
 @dataclass(frozen=True)
 class _Lexicon:
     leet: dict[int, str]
@@ -223,6 +226,9 @@ class _Lexicon:
         text = unicodedata.normalize("NFKC", visible(text)).casefold()
         text = SYMBOLS.sub(lambda m: m.group().translate(self.leet), text)
         text = SPACED_LETTERS.sub(lambda m: SEPARATORS.sub("", m.group()), text)
+        # A letter stretched beyond three stays three: the patterns take any repeat, and a
+        # long run ("aaaa…" in a 60,000-character message) made each search quadratic.
+        text = STRETCHED.sub(r"\1\1\1", text)
         return [_fold_word(word, self.leet, self.lookalikes) for word in TOKEN.findall(text)]
 
 
