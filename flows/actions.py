@@ -186,6 +186,14 @@ def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
     return None
 
 
+def _understood(turn: "Turn", text: str) -> tuple[Any, list[tuple[str, float]]]:
+    """An idea's embedding and its suggested fields, best first; none without NLP."""
+    if turn.nlp is None:
+        return None, []
+    vector = turn.nlp.embed(text)
+    return vector, turn.nlp.suggest(vector, k=3)
+
+
 def keep_idea(
     turn: "Turn",
     text: str,
@@ -197,10 +205,7 @@ def keep_idea(
     id and the suggested fields, best first. Memory (index, groups) learns it after the
     commit. An idea that insults someone is held for a moderator instead of shown to others."""
     pid, nlp = turn.conv.participant_id, turn.nlp
-    vector, suggestions = None, []
-    if nlp is not None:
-        vector = nlp.embed(text)
-        suggestions = nlp.suggest(vector, k=3)
+    vector, suggestions = _understood(turn, text)
     held = abuse.insulting(text)
     idea_id = turn.store.add_idea(
         participant_id=pid,
@@ -233,10 +238,8 @@ def _rewrite_idea(
     """The author changed the words of an idea already stored: everything derived from the
     words is made anew, and memory forgets the old vector and learns the new one."""
     old = turn.store.idea(idea_id)
-    nlp, vector, suggestions = turn.nlp, None, []
-    if nlp is not None:
-        vector = nlp.embed(text)
-        suggestions = nlp.suggest(vector, k=3)
+    nlp = turn.nlp
+    vector, suggestions = _understood(turn, text)
     turn.store.replace_text(
         idea_id,
         text=text,

@@ -5,6 +5,7 @@ and move as the whole picture changes. Each job runs in a daemon thread with its
 database connection, so a channel never waits.
 """
 
+import abc
 import logging
 import threading
 from collections.abc import Callable
@@ -24,7 +25,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class Repeating(threading.Thread):
+class Repeating(threading.Thread, abc.ABC):
     """Runs `run_once` now and then every `every_seconds` until stopped; a run that fails is
     logged and tried again at the next turn, it never ends the job."""
 
@@ -48,8 +49,9 @@ class Repeating(threading.Thread):
             if self._stopped.wait(self.every_seconds):
                 return
 
+    @abc.abstractmethod
     def run_once(self) -> object:
-        raise NotImplementedError
+        """One turn of the job's work."""
 
     def stop(self) -> None:
         self._stopped.set()

@@ -34,6 +34,10 @@ PARTICIPANT_TABLES = (
 # How long a statement waits for another connection's write lock before the database counts
 # as locked (SQLITE_BUSY).
 BUSY_SECONDS = 5.0
+# What the author's new words for an idea replace (`replace_text`).
+TEXT_COLUMNS = frozenset(
+    {"text", "findings", "kept", "embedding", "suggested_field", "suggested_score", "updated_at"}
+)
 # What the conversation may change on an idea after it was written.
 IDEA_COLUMNS = frozenset(
     {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
@@ -361,8 +365,7 @@ class Store:
     def replace_text(self, idea_id: int, **columns: Any) -> None:
         """The author changed their idea's words: the text and all that was derived from it
         (findings, embedding, suggestion) are written anew."""
-        allowed = {"text", "findings", "kept", "embedding", "embedding_model", "suggested_field"}
-        unknown = set(columns) - allowed - {"suggested_score", "updated_at"}
+        unknown = set(columns) - TEXT_COLUMNS
         if unknown:
             raise ValueError(f"replace_text cannot set {sorted(unknown)}")
         if isinstance(columns.get("embedding"), np.ndarray):
