@@ -41,6 +41,10 @@ def run_terminal(
     participant = pseudonymizer.participant(CHANNEL, user)
     interactive = stdin.isatty()
     handled = 0
+    # The bot speaks first: the question the conversation stands at, or the first one.
+    for opening in engine.opening(participant):
+        stdout.write(render(opening) + "\n\n")
+    stdout.flush()
     while True:
         if interactive:
             stdout.write("> ")

@@ -242,6 +242,17 @@ class Engine:
             log.error("%s message: the apology failed too: %s", msg.channel, describe(again))
             return []
 
+    def opening(self, participant: str, language: str = "de") -> list[Outbound]:
+        """What to show someone before they say anything (a web page's first view, the
+        terminal's start): the question their conversation stands at, or the first question
+        for someone new, in `language`. Nothing is stored, so a page view leaves no trace; an
+        answer to the first question is understood as such."""
+        now = self.clock()
+        conv = self.store.conversation(participant) or self._fresh(participant, now, language)
+        turn = Turn(self, Inbound("", participant), conv, now)
+        self.reprompt(turn)
+        return turn.out
+
     def sent(self, parcel: Parcel, parts: int, done: bool) -> None:
         """A channel sent `parts` pieces of a parcel (all of them if `done`)."""
         with self.store.transaction():
@@ -289,6 +300,11 @@ class Engine:
         if is_new and command in (None, "start"):
             if command is None:
                 self.enter(turn, self.flow.start)
+                if self.match(turn) is not None:
+                    # An answer to the first question, which a page or the terminal showed
+                    # from `opening` before anything was stored.
+                    turn.out.clear()
+                    self._answer(turn, self.flow.steps[self.flow.start])
             else:
                 self._start(turn, rest)
             return

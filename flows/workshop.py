@@ -20,7 +20,6 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from mitreden.flows import actions
 from mitreden.flows.messages import Choice, Outbound, Poll
@@ -220,6 +219,8 @@ def _groups(turn: "Turn", ideas: list[dict[str, Any]]) -> list[list[int]]:
         return groups
     vectors = {idea["id"]: from_blob(idea["embedding"]) for idea in ideas}
     means = np.stack([np.mean([vectors[i] for i in group], axis=0) for group in groups])
+    from sklearn.cluster import AgglomerativeClustering  # slow to import: only when voting
+
     labels = AgglomerativeClustering(
         n_clusters=POLL_OPTIONS, metric="cosine", linkage="average"
     ).fit_predict(means)

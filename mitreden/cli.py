@@ -10,7 +10,6 @@ import re
 import sqlite3
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mitreden.bot import ChannelError
 from mitreden.config import ConfigError, Settings, load_settings
@@ -24,10 +23,6 @@ from mitreden.nlp.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store, StoreError
 from mitreden.store.store import unavailable
-
-if TYPE_CHECKING:
-    from mitreden.flows import Engine
-    from mitreden.identity import Pseudonymizer
 
 EXPECTED = (
     ChannelError,
@@ -61,6 +56,7 @@ IDEA_COLUMNS = [
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mitreden", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, help="TOML config file (or MITREDEN_CONFIG)")
     common.add_argument("--db", help="SQLite database file (or MITREDEN_DB)")
@@ -70,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "run",
         parents=[common],
-        help="start the configured channel (Telegram if a token is set, else this terminal) "
-        "and hourly regrouping",
+        help="serve the web chat (web_listen, default http://127.0.0.1:8080/) and every "
+        "configured messenger, with hourly regrouping and daily purging",
     )
     ideas = commands.add_parser(
         "ideas", parents=[common], help="list or export stored ideas, personal data redacted"
@@ -127,6 +123,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mitreden")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def _positive(raw: str) -> int:
     try:
         value = int(raw)
@@ -151,72 +156,36 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _chat(settings: Settings, user: str, regroup: bool = False) -> None:
-    """The terminal, or with `run` the configured channels (Telegram, Matrix) and regrouping."""
+def _chat(settings: Settings, user: str) -> None:
+    """A conversation in this terminal; it opens with the first question."""
     from mitreden.app import build_engine
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
-    from mitreden.jobs import PurgeJob, RegroupJob
-    from mitreden.nlp.clusters import ClusterBook
 
-    webhook = settings.webhook() if regroup and settings.telegram_token else None
-    matrix = regroup and settings.matrix()
-    engine = build_engine(settings)
-    pseudonymizer = load_pseudonymizer(settings)
-    jobs = []
-    if regroup:
-        # Each its own connection: a job reads and writes while the channel is mid-transaction.
-        jobs.append(PurgeJob(Store(settings.db), engine.catalogue, settings.retention_days))
-        if engine.nlp is not None:
-            book = ClusterBook(Store(settings.db), engine.nlp.suggester)
-            jobs.append(RegroupJob(book, settings.regroup_minutes * 60))
-    for job in jobs:
-        job.start()
-    try:
-        if regroup and (settings.telegram_token or matrix):
-            _serve(settings, engine, pseudonymizer, webhook, matrix)
-        else:
-            run_terminal(engine, pseudonymizer, user)
-    finally:
-        for job in jobs:
-            job.stop()
+    run_terminal(build_engine(settings), load_pseudonymizer(settings), user)
 
 
-def _serve(
-    settings: Settings,
-    engine: "Engine",
-    pseudonymizer: "Pseudonymizer",
-    webhook: tuple[str, str, int] | None,
-    matrix: bool,
-) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+def _run(settings: Settings) -> None:
+    """Everything configured (the web chat, Telegram, Matrix, the jobs) until Ctrl-C."""
+    from mitreden.app import App
 
-    from mitreden.bot.runner import serve
+    async def run() -> None:
+        app = App(settings)
 
-    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-    channels = []
-    if settings.telegram_token:
-        from mitreden.bot.telegram import TelegramChannel
+        async def announce() -> None:
+            await app.started.wait()
+            if app.web is not None:
+                print(f"mitreden is running: open {app.web.address} (stop with Ctrl-C)", flush=True)
+            else:
+                print("mitreden is running (stop with Ctrl-C)", flush=True)
 
-        channels.append(
-            TelegramChannel(
-                engine,
-                pseudonymizer,
-                settings.telegram_token,
-                settings.telegram_api_base_url or None,
-                worker=worker,
-                webhook=webhook,
-                secret=pseudonymizer.token("telegram-webhook"),
-            )
-        )
-    if matrix:
-        from mitreden.bot.matrix import MatrixChannel
+        shown = asyncio.create_task(announce())
+        try:
+            await app.run()
+        finally:
+            shown.cancel()
 
-        channels.append(MatrixChannel(engine, pseudonymizer, settings, worker=worker))
-    try:
-        asyncio.run(serve(channels))
-    finally:
-        worker.shutdown(wait=True)
+    asyncio.run(run())
 
 
 def _existing_store(settings: Settings) -> Store:
@@ -428,8 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
-        if args.command in ("chat", "run"):
-            _chat(settings, getattr(args, "user", "terminal-user"), args.command == "run")
+        if args.command == "chat":
+            _chat(settings, args.user)
+        elif args.command == "run":
+            _run(settings)
         elif args.command == "ideas":
             _ideas(settings, args.format, args.raw)
         elif args.command == "block":

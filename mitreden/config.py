@@ -2,6 +2,7 @@
 then command-line flags, each overriding the one before.
 """
 
+import ipaddress
 import math
 import os
 import re
@@ -46,6 +47,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "messages_per_minute": (1, 10_000),
     "ideas_per_day": (1, 10_000),
     "retention_days": (1, 10 * 365),
+    "web_posts_per_minute": (1, 10_000),
+    "web_address_posts_per_minute": (1, 1_000_000),
 }
 # Never repeated in an error message: errors end up in terminals, logs and bug reports.
 SECRETS = frozenset({"secret", "telegram_token", "matrix_password", "matrix_access_token"})
@@ -93,6 +96,16 @@ class Settings:
     """Room id or alias that `mitreden forward` sends the summaries to."""
     moderator_language: str = "de"
     """The language of what the bot posts for moderators and the strategy team."""
+    web_listen: str = "127.0.0.1:8080"
+    """Where the web chat listens (host:port; port 0 picks a free one). Empty: no web chat.
+    `mitreden run` serves it always, beside any messenger configured."""
+    web_trusted_proxies: str = ""
+    """Comma-separated addresses or networks of TLS reverse proxies (127.0.0.1, 10.0.0.0/8):
+    only from these are X-Forwarded-For and X-Forwarded-Proto believed."""
+    web_posts_per_minute: float = 30.0
+    """Per browser; beyond it a post is refused with the text kept in the form."""
+    web_address_posts_per_minute: float = 600.0
+    """Per network address (a school or library shares one); beyond it posts are refused."""
 
     @property
     def secret_file(self) -> Path:
@@ -139,7 +152,19 @@ def _web_address(value: str, schemes: tuple[str, ...] = ("https", "http")) -> bo
 
 def _listen_address(value: str) -> bool:
     host, _, port = value.rpartition(":")
-    return bool(host) and port.isascii() and port.isdigit() and 0 < int(port) < 65536
+    return bool(host) and port.isascii() and port.isdigit() and 0 <= int(port) < 65536
+
+
+def networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of addresses or networks (web_trusted_proxies)."""
+    return [ipaddress.ip_network(part.strip()) for part in value.split(",") if part.strip()]
+
+
+def _networks(value: str) -> bool:
+    try:
+        return bool(networks(value))
+    except ValueError:
+        return False
 
 
 ROOM = (MATRIX_ROOM.match, "expected a room id (!abc) or alias (#name:server)")
@@ -152,6 +177,8 @@ FORMATS: dict[str, tuple[Callable[[str], object], str]] = {
         "Telegram only posts to https:// addresses; put a TLS reverse proxy in front of mitreden",
     ),
     "telegram_webhook_listen": (_listen_address, "expected host:port, e.g. 127.0.0.1:8443"),
+    "web_listen": (_listen_address, "expected host:port, e.g. 127.0.0.1:8080"),
+    "web_trusted_proxies": (_networks, "expected addresses or networks, e.g. 127.0.0.1, ::1"),
     "matrix_homeserver": (_web_address, "expected an address like https://matrix.example.org"),
     "matrix_user_id": (MATRIX_USER.match, "expected @name:server, e.g. @mitreden:example.org"),
     "matrix_moderator_room": ROOM,

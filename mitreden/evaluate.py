@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import adjusted_rand_score, f1_score, normalized_mutual_info_score
 
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.embedders import Embedder
@@ -110,6 +109,12 @@ def evaluate(
     vectors: np.ndarray | None = None,
     seed: int = 0,
 ) -> EvalResult:
+    from sklearn.metrics import (  # about a second to import; only `mitreden eval` needs it
+        adjusted_rand_score,
+        f1_score,
+        normalized_mutual_info_score,
+    )
+
     embed_rate = float("nan")
     if vectors is None:
         vectors, embed_rate = embed_items(embedder, items)

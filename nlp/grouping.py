@@ -20,7 +20,6 @@ not fit in memory, those of a few thousand micro-clusters do.
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import MiniBatchKMeans
 
 
 @dataclass(frozen=True)
@@ -110,6 +109,10 @@ def group(
     cut = cut_similarity(vectors.sum(axis=0, dtype=np.float64), n, ceiling)
     if n <= params.direct_limit:
         return average_linkage(vectors @ vectors.T, np.ones(n), cut)
+    # Imported here: scikit-learn takes about a second to import, and `mitreden run` should
+    # listen before then.
+    from sklearn.cluster import MiniBatchKMeans
+
     micro = MiniBatchKMeans(
         n_clusters=min(max(params.direct_limit // 2, n // params.micro_size), params.max_micro),
         random_state=params.seed,

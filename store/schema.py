@@ -254,6 +254,27 @@ def _privacy(db: sqlite_utils.Database) -> None:
             )
 
 
+def _web(db: sqlite_utils.Database) -> None:
+    """The web chat: what a browser shows of its conversation, and codes to continue it on
+    another device.
+
+    `web_lines` is the conversation as its author sees it (their own words and the bot's
+    replies, `side` resident or bot; a bot line is the reply as the outbox held it): the
+    page is rebuilt from it, since a form post without JavaScript gets a whole new page. Only
+    the last lines are kept, it goes with the participant's erasure and with retention.
+    `web_codes` holds a one-time code's keyed hash for a few minutes, never the code."""
+    db.execute(
+        "CREATE TABLE web_lines (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "participant_id TEXT NOT NULL, at TEXT NOT NULL, side TEXT NOT NULL, "
+        "message TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX web_lines_participant ON web_lines(participant_id, id)")
+    db.execute(
+        "CREATE TABLE web_codes (code_hash TEXT PRIMARY KEY, participant_id TEXT NOT NULL, "
+        "expires_at TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
@@ -262,4 +283,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _reviews,
     _outbox,
     _privacy,
+    _web,
 ]

@@ -22,6 +22,8 @@ import sqlite_utils
 from mitreden.store.schema import MIGRATIONS
 
 # Tables holding a participant's rows, in an order that respects the foreign keys.
+# How many lines of a web conversation are kept to rebuild its page.
+WEB_LINES = 60
 PARTICIPANT_TABLES = (
     "supports",
     "contacts",
@@ -29,6 +31,8 @@ PARTICIPANT_TABLES = (
     "consents",
     "conversations",
     "outbox",
+    "web_lines",
+    "web_codes",
     "participants",
 )
 # How long a statement waits for another connection's write lock before the database counts
@@ -849,10 +853,49 @@ class Store:
             "outbox": self.db.execute(
                 "DELETE FROM outbox WHERE created_at <= ?", (before,)
             ).rowcount,
+            "web_lines": self.db.execute(
+                "DELETE FROM web_lines WHERE at <= ?", (before,)
+            ).rowcount,
         }
 
     def drop_ended_blocks(self, now: str) -> int:
         return self.db.execute("DELETE FROM blocks WHERE until <= ?", (now,)).rowcount
+
+    # the web chat's page
+
+    def web_lines(self, participant_id: str) -> list[dict[str, Any]]:
+        return self._all(
+            "SELECT id, at, side, message FROM web_lines WHERE participant_id = ? ORDER BY id",
+            (participant_id,),
+        )
+
+    def add_web_line(self, participant_id: str, at: str, side: str, message: str) -> None:
+        """Add a line to a browser's conversation, keeping the last WEB_LINES."""
+        self.db.execute(
+            "INSERT INTO web_lines (participant_id, at, side, message) VALUES (?, ?, ?, ?)",
+            (participant_id, at, side, message),
+        )
+        self.db.execute(
+            "DELETE FROM web_lines WHERE participant_id = ? AND id NOT IN "
+            "(SELECT id FROM web_lines WHERE participant_id = ? ORDER BY id DESC LIMIT ?)",
+            (participant_id, participant_id, WEB_LINES),
+        )
+
+    def add_web_code(self, code_hash: str, participant_id: str, expires_at: str) -> None:
+        """A new one-time code for a participant; an older one of theirs stops working."""
+        self.db.execute("DELETE FROM web_codes WHERE participant_id = ?", (participant_id,))
+        self.db.execute(
+            "INSERT INTO web_codes (code_hash, participant_id, expires_at) VALUES (?, ?, ?)",
+            (code_hash, participant_id, expires_at),
+        )
+
+    def take_web_code(self, code_hash: str, now: str) -> str | None:
+        """The participant a code belongs to, if it has not expired; either way it is used up
+        (and every expired code goes)."""
+        self.db.execute("DELETE FROM web_codes WHERE expires_at <= ?", (now,))
+        row = self._one("SELECT participant_id FROM web_codes WHERE code_hash = ?", (code_hash,))
+        self.db.execute("DELETE FROM web_codes WHERE code_hash = ?", (code_hash,))
+        return row["participant_id"] if row else None
 
     # data subject rights
 
@@ -892,6 +935,10 @@ class Store:
             ),
             "blocks": self._all(
                 "SELECT until, at FROM blocks WHERE participant_id = ?", (participant_id,)
+            ),
+            "web_page": self._all(
+                "SELECT at, side, message FROM web_lines WHERE participant_id = ? ORDER BY id",
+                (participant_id,),
             ),
         }
 

@@ -302,20 +302,26 @@ def test_run_and_chat_started_together_on_a_new_database_both_work(tmp_path: Pat
     wait and use what it made (the same key, so the same person stays one participant)."""
     db = tmp_path / "new.db"
     env = environment(tmp_path, MITREDEN_EMBEDDING_BACKEND="none")
-    processes = [
+    server, chat = (
         subprocess.Popen(
             [MITREDEN, command, "--db", str(db)],
             stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env=env,
         )
         for command in ("run", "chat")
-    ]
-    for process in processes:
-        _, stderr = process.communicate("Hallo\n", timeout=300)
-        assert process.returncode == 0, stderr
+    )
+    said, stderr = chat.communicate("Hallo\n", timeout=300)
+    assert chat.returncode == 0, stderr
+    assert said.startswith("Hallo! Hello! Welche Sprache")  # it speaks first
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    assert line.startswith("mitreden is running: open http://127.0.0.1:"), line
+    server.send_signal(signal.SIGTERM)
+    _, stderr = server.communicate(timeout=300)
+    assert server.returncode == 0, stderr
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM conversations").fetchone()[0] == 1
     assert (tmp_path / "new.db.key").exists() and not list(tmp_path.glob("*.new"))
