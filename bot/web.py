@@ -25,6 +25,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -37,8 +38,10 @@ from aiohttp import web
 from mitreden.bot import ChannelError, Failure
 from mitreden.config import networks
 from mitreden.flows.catalogue import LANGUAGES
+from mitreden.flows.engine import Engine
 from mitreden.flows.messages import Attachment, Inbound, Outbound, dump_outbound, load_outbound
 from mitreden.logs import describe
+from mitreden.store import Store
 from mitreden.store.store import unavailable
 
 if TYPE_CHECKING:
@@ -147,6 +150,19 @@ class WebChannel:
         self._languages = self._language_tags()
         self._static_version = _version(HERE / "static")
         self.address: str | None = None
+        # Pages are read, and codes kept, on a connection and thread of their own: a page
+        # opens while the engine's thread is still loading the model or handling a message.
+        engine = self.engine
+        self._pages = Engine(
+            Store(settings.db),
+            engine.taxonomy,
+            None,
+            engine.flow,
+            engine.catalogue,
+            idle_timeout=engine.idle_timeout,
+            clock=lambda: self.engine.clock(),
+        )
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-pages")
         self._runner: web.AppRunner | None = None
         self._late: asyncio.Future[None] | None = None
         self.application = self._application()
@@ -200,6 +216,12 @@ class WebChannel:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._reader.shutdown(wait=True)
+        self._pages.store.close()
+
+    async def _read(self, call: Any, *args: Any) -> Any:
+        """Run `call(*args)` on the pages' own thread and connection."""
+        return await asyncio.get_running_loop().run_in_executor(self._reader, call, *args)
 
     # every request
 
@@ -366,7 +388,7 @@ class WebChannel:
         draft: str = "",
         extra: list[Line] | None = None,
     ) -> web.Response:
-        view = await self.app.in_engine(self._view, visitor.participant, self._language(request))
+        view = await self._read(self._view, visitor.participant, self._language(request))
         if extra:
             view.lines = extra + view.lines
         file = self._files.get(visitor.participant)
@@ -384,7 +406,7 @@ class WebChannel:
     def _view(self, participant: str, language: str) -> View:
         """Runs in the engine's thread: the page's lines, and the first question when
         nothing has been said yet (shown, not stored)."""
-        store = self.engine.store
+        store = self._pages.store
         conv = store.conversation(participant)
         if conv is not None:
             language = conv.language
@@ -400,7 +422,7 @@ class WebChannel:
         if conv is None or not lines:
             lines += [
                 Line("bot", m, f"start-{n}")
-                for n, m in enumerate(self.engine.opening(participant, language))
+                for n, m in enumerate(self._pages.opening(participant, language))
             ]
         last = lines[-1].message if lines and lines[-1].side == "bot" else None
         offered = [(c.value, c.label) for c in last.choices] if last else []
@@ -541,12 +563,8 @@ class WebChannel:
             return await self._chat(request, visitor, 403, problem="web_expired")
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         expires = (self.engine.clock() + timedelta(minutes=CODE_MINUTES)).isoformat()
-        await self.app.in_engine(
-            self._store_code, self._code_hash(code), visitor.participant, expires
-        )
-        language = await self.app.in_engine(
-            self._language_of, visitor.participant, self._language(request)
-        )
+        await self._read(self._store_code, self._code_hash(code), visitor.participant, expires)
+        language = await self._read(self._language_of, visitor.participant, self._language(request))
         shown = f"{code[:4]}-{code[4:]}"
         context = self._context(
             language,
@@ -558,11 +576,11 @@ class WebChannel:
         return self._render("code.html", request, visitor, context)
 
     def _store_code(self, code_hash: str, participant: str, expires: str) -> None:
-        with self.engine.store.transaction():
-            self.engine.store.add_web_code(code_hash, participant, expires)
+        with self._pages.store.transaction():
+            self._pages.store.add_web_code(code_hash, participant, expires)
 
     def _language_of(self, participant: str, fallback: str) -> str:
-        conv = self.engine.store.conversation(participant)
+        conv = self._pages.store.conversation(participant)
         return conv.language if conv is not None else fallback
 
     def _origin(self, request: web.Request) -> str:
@@ -591,7 +609,7 @@ class WebChannel:
         now = self.engine.clock().isoformat()
         participant = None
         if len(code) == CODE_LENGTH:
-            participant = await self.app.in_engine(self._take_code, self._code_hash(code), now)
+            participant = await self._read(self._take_code, self._code_hash(code), now)
         if participant is None:
             context = self._context(language, visitor, problem="web_code_wrong")
             return self._render("continue.html", request, visitor, context, 400)
@@ -600,8 +618,8 @@ class WebChannel:
         return response
 
     def _take_code(self, code_hash: str, now: str) -> str | None:
-        with self.engine.store.transaction():
-            return self.engine.store.take_web_code(code_hash, now)
+        with self._pages.store.transaction():
+            return self._pages.store.take_web_code(code_hash, now)
 
     async def _forget(self, request: web.Request) -> web.StreamResponse:
         """This browser forgets who it was (a shared computer); the conversation stays."""
