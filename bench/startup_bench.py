@@ -5,7 +5,7 @@ For each repeat it starts the process on a fresh database and a free port, and m
 time until the "open http://…" line is printed, until the page answers, and (for mitreden)
 until /healthz says the model is ready. The goal of issue 13: the page within 3 s.
 
-    python bench/startup_bench.py [--repeats 5]
+    python bench/startup_bench.py [--repeats 5] [--json]
 """
 
 import argparse
@@ -76,6 +76,7 @@ def measure(command: list[str], env: dict[str, str], port: int, health: bool) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help="print the medians as JSON")
     args = parser.parse_args()
     mitreden = str(Path(sys.executable).parent / "mitreden")
     rows: dict[str, list[dict[str, float]]] = {"aiohttp alone": [], "mitreden run": []}
@@ -102,9 +103,8 @@ def main() -> None:
         print(
             f"{name:15} {medians['printed']:10.2f} {medians['page']:10.2f} {medians['ready']:14.2f}"
         )
-    out = Path(__file__).parent / "results" / "startup_bench.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
