@@ -56,6 +56,11 @@ def document(turn: "Turn", export: dict[str, Any]) -> dict[str, Any]:
                 "what": turn.text("mydata_embedding_note"),
                 "values": " ".join(f"{x:.6f}" for x in idea["embedding"]),
             }
+    # The web chat's page: who said what, as the person read it.
+    export["web_page"] = [
+        {"at": line["at"], "side": line["side"], "text": json.loads(line["message"])["text"]}
+        for line in export["web_page"]
+    ]
     if export["conversation"] is not None:
         export["conversation"] = {
             "what": turn.text("mydata_state_note"),
