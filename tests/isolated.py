@@ -12,8 +12,7 @@ def environment(home: Path, **settings: str) -> dict[str, str]:
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / "config"),
         XDG_DATA_HOME=str(home / "data"),
-        # `mitreden run` serves the web chat; on a free port, so runs side by side never clash.
-        MITREDEN_WEB_LISTEN="127.0.0.1:0",
-        **settings,
     )
+    # `mitreden run` serves the web chat; on a free port, so runs side by side never clash.
+    env.update({"MITREDEN_WEB_LISTEN": "127.0.0.1:0", **settings})
     return env

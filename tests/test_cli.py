@@ -5,6 +5,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -438,3 +439,28 @@ def test_eval_refuses_a_sample_too_small(tmp_path: Path) -> None:
         "eval", "--data", str(data), "--taxonomy", str(data), "--sample", "1", home=tmp_path
     )
     assert result.returncode == 2 and "at least 2" in result.stderr
+
+
+def test_version_is_the_installed_package_version(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = run("--version", home=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"mitreden {version('mitreden')}"
+
+
+def test_run_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run(
+            "run",
+            "--db",
+            str(tmp_path / "x.db"),
+            home=tmp_path,
+            MITREDEN_EMBEDDING_BACKEND="none",
+            MITREDEN_WEB_LISTEN=f"127.0.0.1:{port}",
+        )
+    assert one_error_line(result).startswith(
+        f"mitreden: error: the web chat cannot listen on 127.0.0.1:{port}:"
+    )
