@@ -290,7 +290,8 @@ class WebChannel:
         address, secure = self._client(request)
         raw = request.cookies.get(COOKIE, "")
         participant, _, signature = raw.partition(".")
-        if participant and hmac.compare_digest(signature, self._sign("cookie", participant)):
+        expected = self._sign("cookie", participant).encode()
+        if participant and hmac.compare_digest(signature.encode(errors="replace"), expected):
             return Visitor(participant, False, secure, address)
         fresh = self.app.pseudonymizer.participant(CHANNEL, secrets.token_urlsafe(24))
         return Visitor(fresh, True, secure, address)
@@ -404,8 +405,8 @@ class WebChannel:
         return self._render("chat.html", request, visitor, context, status)
 
     def _view(self, participant: str, language: str) -> View:
-        """Runs in the engine's thread: the page's lines, and the first question when
-        nothing has been said yet (shown, not stored)."""
+        """Runs on the pages' thread: the page's lines, and the first question when nothing
+        has been said yet (shown, not stored)."""
         store = self._pages.store
         conv = store.conversation(participant)
         if conv is not None:
@@ -455,13 +456,15 @@ class WebChannel:
         if inbound is None:
             return self._back()
         nonce = key if isinstance(key, str) and 0 < len(key) <= 64 else secrets.token_urlsafe(12)
-        inbound = replace(
-            inbound, address=visitor.participant, key=f"{visitor.participant}:{nonce}"
-        )
+        # The message's key for "delivered twice": keyed, so it names no one in the
+        # deliveries table or the log.
+        key = self._sign("message", f"{visitor.participant}\x00{nonce}")
+        inbound = replace(inbound, address=visitor.participant, key=key)
         outcome = await self.app.in_engine(self._exchange, inbound, said, said_key)
         if outcome is None:  # a choice this page never offered
             return self._back()
         if outcome:  # they erased everything: a new participant, and this page says so
+            self._files.pop(visitor.participant, None)
             fresh = replace(visitor, participant=self._visitor_new(), new=True)
             return await self._chat(request, fresh, extra=outcome)
         return self._back()
@@ -561,6 +564,11 @@ class WebChannel:
         visitor = self._visitor(request)
         if not self._token_ok(visitor, form):
             return await self._chat(request, visitor, 403, problem="web_expired")
+        if not (
+            self._per_address.allow(visitor.address)
+            and self._per_browser.allow(visitor.participant)
+        ):
+            return await self._chat(request, visitor, 429, problem="web_slow_down")
         code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
         expires = (self.engine.clock() + timedelta(minutes=CODE_MINUTES)).isoformat()
         await self._read(self._store_code, self._code_hash(code), visitor.participant, expires)

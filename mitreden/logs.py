@@ -33,6 +33,9 @@ THIRD_PARTY_FLOOR = logging.WARNING
 # Third-party warnings that quote the event or response they are about (nio's schema checks
 # print the offending value, which can be what a resident wrote): only their first part stays.
 QUOTING = ("Error validating",)
+# Third-party errors that name the client's network address (aiohttp's server): the words
+# before it stay.
+ADDRESSED = ("Error handling request",)
 
 _SERVER = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?::\d{1,5})?"
 _SERVER_ENCODED = r"(?:%5B[0-9A-Fa-f%.]+%5D|[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*)(?:%3A\d{1,5})?"
@@ -133,6 +136,8 @@ class ShareableFilter(logging.Filter):
             message = str(record.msg)
         if not _own(record.name) and message.startswith(QUOTING):
             message = message.split(":", 1)[0] + ": (details left out)"
+        if not _own(record.name) and message.startswith(ADDRESSED):
+            message = next(p for p in ADDRESSED if message.startswith(p)) + " (details left out)"
         error = record.exc_info[1] if record.exc_info else None
         if error is not None:
             message += f" [{describe(error)}]"
