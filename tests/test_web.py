@@ -45,7 +45,7 @@ COOKIE = "mitreden"
 MARKUP = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 # The classic way out of a form field, for the text a refused post keeps.
 BREAKOUT = '</textarea><script>alert("x")</script>'
-CODE = re.compile(r'<p class="code"[^>]*>([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})</p>')
+CODE = re.compile(r'<span aria-hidden="true">([A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4})</span>')
 
 
 # the app
