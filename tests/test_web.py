@@ -746,6 +746,14 @@ async def test_the_file_of_an_erased_person_is_gone(app, browsers):
 # another device
 
 
+async def refused(other: "Browser", app: App, code: str, owner: "Browser") -> None:
+    """`other` types `code` and is told it is wrong, and stays someone else."""
+    await other.get("/weiter")
+    page = await other.post("/weiter", {"code": code})
+    assert page.status == 400 and page.problem == text(app, "web_code_wrong")
+    assert other.participant != owner.participant
+
+
 async def test_a_code_carries_the_conversation_to_another_device(app, browsers):
     """A one-time code (after a token check) lets a second browser continue the same
     conversation; it works once, and only its hash is stored."""
@@ -768,11 +776,7 @@ async def test_a_code_carries_the_conversation_to_another_device(app, browsers):
     page = await laptop.choose("yes")
     assert page.said("bot")[-1] == text(app, "idea_question")
     assert (await phone.get()).said() == page.said()
-    third = browsers(app)
-    await third.get("/weiter")
-    again = await third.post("/weiter", {"code": code})
-    assert again.status == 400 and again.problem == text(app, "web_code_wrong")
-    assert third.participant != phone.participant
+    await refused(browsers(app), app, code, phone)
 
 
 async def test_wrong_codes_are_refused_and_guessing_is_slowed(app, browsers):
@@ -811,11 +815,7 @@ async def test_an_expired_code_is_refused(app, browsers):
     later = timedelta()
     code = CODE.search((await phone.post("/code")).html).group(1)
     later = timedelta(minutes=11)
-    tablet = browsers(app)
-    await tablet.get("/weiter")
-    page = await tablet.post("/weiter", {"code": code})
-    assert page.status == 400 and page.problem == text(app, "web_code_wrong")
-    assert tablet.participant != phone.participant
+    await refused(browsers(app), app, code, phone)
 
 
 async def test_forget_leaves_the_conversation_stored_but_not_on_this_browser(app, browsers):
