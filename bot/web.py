@@ -173,7 +173,6 @@ class WebChannel:
         application = web.Application(
             client_max_size=MAX_BODY,
             middlewares=[self._guard],
-            handler_args={"max_field_size": 8190},
         )
         aiohttp_jinja2.setup(
             application,
@@ -312,7 +311,7 @@ class WebChannel:
         return (
             not visitor.new
             and isinstance(given, str)
-            and hmac.compare_digest(given.encode(), self._csrf(visitor).encode())
+            and hmac.compare_digest(given.encode("utf-8", "replace"), self._csrf(visitor).encode())
         )
 
     # pages
@@ -524,7 +523,11 @@ class WebChannel:
         in memory for FILE_MINUTES, never in the page's lines."""
         message, address = parcel.message, parcel.address or ""
         if message.attachment is not None:
-            self._files[address] = (message.attachment, time.monotonic() + FILE_MINUTES * 60)
+            now_s = time.monotonic()
+            for owner, (_, until) in list(self._files.items()):
+                if until <= now_s:
+                    del self._files[owner]
+            self._files[address] = (message.attachment, now_s + FILE_MINUTES * 60)
             empty = Attachment(message.attachment.filename, message.attachment.media_type, b"")
             message = replace(message, attachment=empty)
         side = "file" if message.attachment is not None else "bot"
