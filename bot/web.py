@@ -38,7 +38,7 @@ from aiohttp import web
 from mitreden.bot import ChannelError, Failure
 from mitreden.config import networks
 from mitreden.flows.catalogue import LANGUAGES
-from mitreden.flows.engine import Engine
+from mitreden.flows.engine import Engine, clean
 from mitreden.flows.messages import Attachment, Inbound, Outbound, dump_outbound, load_outbound
 from mitreden.logs import describe
 from mitreden.store import Store
@@ -459,6 +459,8 @@ class WebChannel:
         # deliveries table or the log.
         key = self._sign("message", f"{visitor.participant}\x00{nonce}")
         inbound = replace(inbound, address=visitor.participant, key=key)
+        if inbound.text is not None and said is not None:
+            await self.app.ahead.prepare(clean(inbound.text))
         outcome = await self.app.in_engine(self._exchange, inbound, said, said_key)
         if outcome is None:  # a choice this page never offered
             return self._back()

@@ -5,6 +5,7 @@ import pytest
 
 from mitreden.data import paraphrases_path
 from mitreden.nlp.embedders import EmbedderError, SentenceTransformerEmbedder, make_embedder
+from mitreden.nlp.pipeline import AHEAD_KEPT
 from mitreden.nlp.redact import iban_valid, redact
 from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
@@ -209,3 +210,23 @@ def test_redaction(text: str, expected: str) -> None:
 def test_iban_check_digits() -> None:
     assert iban_valid("DE89370400440532013000")
     assert not iban_valid("DE88370400440532013000")
+
+
+def test_texts_embedded_ahead_give_the_same_vectors_once(make_engine) -> None:
+    """`prepare` embeds a batch outside the engine's turn; `embed` then takes each vector
+    once (the same as embedding alone would give) and embeds anew after that; what is never
+    asked for is dropped once AHEAD_KEPT newer texts came."""
+    nlp = make_engine().nlp
+    texts = ["Mehr Bäume im Kiez", "Kostenloses WLAN in Bibliotheken", "Sichere Radwege"]
+    alone = [nlp.embedder.embed([text])[0] for text in texts]
+    nlp.prepare(texts)
+    calls: list[int] = []
+    embed = nlp.embedder.embed
+    nlp.embedder.embed = lambda batch: calls.append(len(batch)) or embed(batch)
+    for text, vector in zip(texts, alone, strict=True):
+        assert np.allclose(nlp.embed(text), vector, atol=1e-5)
+    assert calls == []
+    nlp.embed(texts[0])
+    assert calls == [1]
+    nlp.prepare([f"Idee {n}" for n in range(AHEAD_KEPT + 1)])
+    assert "Idee 0" not in nlp._ahead and f"Idee {AHEAD_KEPT}" in nlp._ahead
