@@ -114,7 +114,6 @@ class Line:
     side: str
     message: Outbound
     id: str = ""
-    file: bool = False
 
 
 @dataclass
@@ -411,12 +410,7 @@ class WebChannel:
         if conv is not None:
             language = conv.language
         lines = [
-            Line(
-                row["side"],
-                load_outbound(row["message"]),
-                f"line-{row['id']}",
-                row["side"] == "file",
-            )
+            Line(row["side"], load_outbound(row["message"]), f"line-{row['id']}")
             for row in store.web_lines(participant)
         ]
         if conv is None or not lines:
