@@ -1,18 +1,47 @@
-"""Message catalogues: every user-facing sentence, one YAML file per language."""
+"""Message catalogues: every user-facing sentence, one YAML file per language.
 
+An entry that depends on a number ("1 Idee", "2 Ideen") is a mapping of CLDR plural categories
+(zero, one, two, few, many, other; `other` required) and is read with `Catalogue.plural`; which
+category a number takes comes from CLDR's rules for the language (through Babel), so another
+language needs only its catalogue, however many forms it has.
+"""
+
+import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from mitreden.nlp.redact import KINDS
 from mitreden.yamlfile import load_yaml
 
+if TYPE_CHECKING:
+    from babel.plural import PluralRule
+
 LANGUAGES = ("de", "en", "de-simple")
+PLURAL_CATEGORIES = frozenset({"zero", "one", "two", "few", "many", "other"})
 
 
 class CatalogueError(ValueError):
     """A catalogue file is missing, unreadable, or lacks a key another language has."""
+
+
+def is_plural(entry: object) -> bool:
+    """Whether an entry is one message in plural forms: a mapping keyed by CLDR categories."""
+    return isinstance(entry, dict) and bool(entry) and set(entry) <= PLURAL_CATEGORIES
+
+
+@functools.cache
+def plural_rule(language: str) -> "PluralRule":
+    """CLDR's plural rule for a catalogue language; a variant such as de-simple follows its
+    language. Babel is imported here, on first use, so starting the bot or the CLI does not
+    pay for it."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        return Locale.parse(language, sep="-").plural_form
+    except (ValueError, UnknownLocaleError) as err:
+        raise CatalogueError(f"no plural rules for language {language!r}: {err}") from err
 
 
 class Catalogue:
@@ -25,6 +54,16 @@ class Catalogue:
                 raise CatalogueError(
                     f"catalogue {lang!r} lacks {', '.join(sorted(union - present))}"
                 )
+        for key in sorted(union):
+            plural = {lang for lang, entries in messages.items() if is_plural(entries[key])}
+            if plural and plural != set(messages):
+                raise CatalogueError(
+                    f"{key!r} has plural forms in {', '.join(sorted(plural))} "
+                    f"but not in {', '.join(sorted(set(messages) - plural))}"
+                )
+            for lang in sorted(plural):
+                if "other" not in messages[lang][key]:
+                    raise CatalogueError(f"catalogue {lang!r}: plural {key!r} lacks 'other'")
 
     @classmethod
     def load(cls, directory: Path | None = None) -> "Catalogue":
@@ -43,7 +82,20 @@ class Catalogue:
 
     def text(self, language: str, key: str, **params: object) -> str:
         template = self.messages.get(language, self.messages[LANGUAGES[0]])[key]
+        if is_plural(template):
+            raise CatalogueError(f"{key!r} has plural forms; read it with Catalogue.plural")
         return template.format(**params) if params else template
+
+    def plural(self, language: str, key: str, count: int, **params: object) -> str:
+        """`key` in the form `count` takes in `language` ("1 Idee", "2 Ideen"), formatted with
+        `count` and `params`. A form the entry leaves out falls back to `other`."""
+        if language not in self.messages:
+            language = LANGUAGES[0]
+        forms = self.messages[language][key]
+        if not is_plural(forms):
+            raise CatalogueError(f"{key!r} has no plural forms; read it with Catalogue.text")
+        template = forms.get(plural_rule(language)(count), forms["other"])
+        return template.format(count=count, **params)
 
     def entries(self, language: str, key: str) -> dict[str, str]:
         """A mapping entry (such as the command menu), in catalogue order."""

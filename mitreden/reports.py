@@ -7,6 +7,7 @@ strategy team asked for.
 import csv
 import io
 import json
+import re
 from dataclasses import asdict
 
 from markdown_it import MarkdownIt
@@ -64,26 +65,53 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+# A sentence is finished by . ! ? or …, possibly followed by closing quotes (straight, curly,
+# guillemets) or brackets.
+_FINISHED = re.compile(r"[.!?\u2026][\"'\u00bb\u00ab\u201c\u201d\u2018\u2019)\]]*$")
+
+
+def as_sentence(text: str) -> str:
+    """A resident's sentence with a full stop if it had no final punctuation, so that
+    sentences set side by side do not run into each other."""
+    text = text.rstrip()
+    return text if _FINISHED.search(text) else text + "."
+
+
 def to_markdown(fields: list[FieldSummary], catalogue: Catalogue, language: str) -> str:
+    """The summary to read. "In short" lists its sentences one per line: each is a different
+    resident's, and a list keeps them apart without running them into one paragraph."""
+
     def t(key: str, **params: object) -> str:
         return catalogue.text(language, key, **params)
+
+    def n(key: str, count: int, **params: object) -> str:
+        return catalogue.plural(language, key, count, **params)
+
+    def ideas_from_people(ideas: int, people: int) -> str:
+        return t(
+            "summary_counts",
+            ideas=n("summary_counts_ideas", ideas),
+            people=n("summary_counts_people", people),
+        )
 
     lines = [f"# {t('summary_title')}", ""]
     if not fields:
         lines.append(t("summary_empty"))
     for f in fields:
         name = t("summary_new_topics") if f.lane == NEW_TOPICS else f.name
-        lines += [f"## {name}", "", t("summary_counts", ideas=f.ideas, people=f.people), ""]
+        lines += [f"## {name}", "", ideas_from_people(f.ideas, f.people), ""]
         if f.summary:
-            lines += [f"**{t('summary_in_short')}:** " + " ".join(f.summary), ""]
+            lines += [f"**{t('summary_in_short')}:**", ""]
+            lines += [f"- {as_sentence(s)}" for s in f.summary] + [""]
         for g in f.groups:
             label = g.label or t("summary_unlabelled")
             lines += [f"### {t('summary_group', id=g.id, label=label)}", ""]
-            facts = [t("summary_counts", ideas=g.ideas, people=g.people)]
+            facts = [ideas_from_people(g.ideas, g.people)]
             if g.near_duplicates:
-                facts.append(t("summary_near_duplicates", count=g.near_duplicates))
+                facts.append(n("summary_near_duplicates", g.near_duplicates))
             if g.merged_from:
-                facts.append(t("summary_merged", ids=", ".join(map(str, g.merged_from))))
+                ids = ", ".join(map(str, g.merged_from))
+                facts.append(n("summary_merged", len(g.merged_from), ids=ids))
             if g.districts:
                 facts.append(f"{t('summary_districts')}: {_counts(g.districts)}")
             if g.age_bands:
@@ -92,7 +120,7 @@ def to_markdown(fields: list[FieldSummary], catalogue: Catalogue, language: str)
             lines += [f"{t('summary_representatives')}:", ""]
             lines += [f"> {text}" for text in g.representatives] + [""]
         if f.ungrouped:
-            lines += [t("summary_ungrouped", count=f.ungrouped), ""]
+            lines += [n("summary_ungrouped", f.ungrouped), ""]
     return "\n".join(lines)
 
 
@@ -114,7 +142,7 @@ def to_csv(fields: list[FieldSummary]) -> str:
                 "merged_from": "; ".join(map(str, g.merged_from)),
                 "districts": _counts(g.districts),
                 "age_bands": _counts(g.age_bands),
-                "summary": " ".join(g.summary),
+                "summary": " ".join(map(as_sentence, g.summary)),
             }
             for k, text in enumerate(g.representatives, start=1):
                 row[f"representative_{k}"] = text

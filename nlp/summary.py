@@ -100,17 +100,17 @@ def summarize(
     )
 
     order = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
-    names = {f.id: f.name_en if language == "en" else f.name_de for f in taxonomy.leaves}
+    names = {f.id: f.title(language) for f in taxonomy.leaves}
     result = []
     for lane in order:
         if only and lane != only:
             continue
         in_lane = lanes.get(lane, [])
-        ungrouped = sum(
-            1
+        ungrouped = [
+            i
             for i, row in ideas.items()
             if i not in grouped and (row["confirmed_field"] or row["suggested_field"]) == lane
-        )
+        ]
         if not in_lane and not ungrouped:
             continue
         groups = [
@@ -132,16 +132,17 @@ def summarize(
             g.merged_from = sorted(
                 c for c, final in shown_as.items() if final == g.id and c != g.id
             )
-        lane_ideas = [i for cid in in_lane for i, _ in members[cid]]
+        # Ideas not in a group yet count too, and so do the people who gave them.
+        lane_ideas = [i for cid in in_lane for i, _ in members[cid]] + ungrouped
         result.append(
             FieldSummary(
                 lane=lane,
                 name=names.get(lane, lane),
-                ideas=len(lane_ideas) + ungrouped,
+                ideas=len(lane_ideas),
                 people=len(_people(lane_ideas, ideas, supporters)),
                 groups=groups,
                 summary=[g.summary[0] for g in groups[:REPRESENTATIVES] if g.summary],
-                ungrouped=ungrouped,
+                ungrouped=len(ungrouped),
             )
         )
     return result

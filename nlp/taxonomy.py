@@ -44,6 +44,13 @@ class ActionField:
             return self.short_de_simple or self.short_de or self.name_de
         return self.short_de or self.name_de
 
+    def title(self, language: str) -> str:
+        """The field's name in a summary: the strategy's full name in de and en, the short
+        one in Einfache Sprache, whose readers the long official names would lose."""
+        if language == "de-simple":
+            return self.label(language)
+        return self.name_en if language == "en" else self.name_de
+
     def texts(self) -> list[str]:
         """What describes the field to an embedding model, in both languages."""
         return [

@@ -2,11 +2,19 @@
 
 import re
 import string
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from mitreden.flows.catalogue import LANGUAGES, Catalogue, CatalogueError
+from mitreden.flows.catalogue import (
+    LANGUAGES,
+    Catalogue,
+    CatalogueError,
+    is_plural,
+    plural_rule,
+)
 from mitreden.flows.definition import FlowError, load_flow
 from mitreden.flows.engine import Engine
 from mitreden.store import Store
@@ -16,9 +24,18 @@ PASSIVE = re.compile(r"\b(wird|werden|wurde|wurden|worden)\b", re.I)
 
 
 def placeholders(template: object) -> set[str]:
+    if is_plural(template):
+        return placeholders(template["other"])
     if not isinstance(template, str):
         return set()
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def texts(entry: object) -> list[str]:
+    """The sentences of an entry: itself, or each of its plural forms."""
+    if is_plural(entry):
+        return list(entry.values())
+    return [entry] if isinstance(entry, str) else []
 
 
 def test_every_language_has_every_key(catalogue: Catalogue) -> None:
@@ -32,6 +49,133 @@ def test_placeholders_match_across_languages(catalogue: Catalogue) -> None:
             assert placeholders(catalogue.messages[lang][key]) == placeholders(german), (lang, key)
 
 
+def test_plural_forms_use_no_placeholder_their_other_form_lacks(catalogue: Catalogue) -> None:
+    """A form may leave the number out (Arabic's "one" often does), never add a name."""
+    for lang in LANGUAGES:
+        for key, entry in catalogue.messages[lang].items():
+            if is_plural(entry):
+                for form in entry.values():
+                    assert placeholders(form) <= placeholders(entry["other"]), (lang, key, form)
+
+
+def test_plural_entries_have_exactly_their_languages_forms(catalogue: Catalogue) -> None:
+    """Plural in every language (the constructor checks that), with each form CLDR's rules
+    for the language can pick and none they never pick."""
+    plural = [k for k, entry in catalogue.messages["de"].items() if is_plural(entry)]
+    assert {"summary_counts_ideas", "summary_counts_people", "summary_ungrouped"} <= set(plural)
+    for lang in LANGUAGES:
+        forms = plural_rule(lang).tags | {"other"}
+        for key in plural:
+            assert set(catalogue.messages[lang][key]) == forms, (lang, key)
+
+
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("de", ["0 Ideen", "1 Idee", "2 Ideen", "5 Ideen", "11 Ideen", "21 Ideen", "101 Ideen"]),
+        ("en", ["0 ideas", "1 idea", "2 ideas", "5 ideas", "11 ideas", "21 ideas", "101 ideas"]),
+        (
+            "de-simple",
+            ["0 Ideen", "1 Idee", "2 Ideen", "5 Ideen", "11 Ideen", "21 Ideen", "101 Ideen"],
+        ),
+    ],
+)
+def test_plural_picks_the_form_for_the_count(
+    catalogue: Catalogue, lang: str, expected: list[str]
+) -> None:
+    counts = (0, 1, 2, 5, 11, 21, 101)
+    assert [catalogue.plural(lang, "summary_counts_ideas", n) for n in counts] == expected
+
+
+def test_plural_formats_its_other_placeholders(catalogue: Catalogue) -> None:
+    assert catalogue.plural("de", "summary_merged", 1, ids="4") == "zusammengeführt mit Gruppe 4"
+    assert catalogue.plural("en", "summary_merged", 2, ids="4, 7") == "merged with groups 4, 7"
+
+
+def six_and_three_forms() -> Catalogue:
+    """Arabic (six forms) and Ukrainian (three) need only a catalogue, not code."""
+    forms = {c: c + " {count}" for c in ("zero", "one", "two", "few", "many", "other")}
+    return Catalogue(
+        {
+            "ar": {"things": forms},
+            "uk": {"things": {c: forms[c] for c in ("one", "few", "many", "other")}},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("lang", "count", "form"),
+    [
+        ("ar", 0, "zero"),
+        ("ar", 1, "one"),
+        ("ar", 2, "two"),
+        ("ar", 3, "few"),
+        ("ar", 10, "few"),
+        ("ar", 11, "many"),
+        ("ar", 99, "many"),
+        ("ar", 100, "other"),
+        ("ar", 103, "few"),
+        ("uk", 1, "one"),
+        ("uk", 2, "few"),
+        ("uk", 4, "few"),
+        ("uk", 5, "many"),
+        ("uk", 11, "many"),
+        ("uk", 21, "one"),
+        ("uk", 22, "few"),
+        ("uk", 0, "many"),
+    ],
+)
+def test_other_languages_plural_rules_come_with_their_catalogue(
+    lang: str, count: int, form: str
+) -> None:
+    assert six_and_three_forms().plural(lang, "things", count) == f"{form} {count}"
+
+
+def test_a_missing_form_falls_back_to_other() -> None:
+    catalogue = Catalogue({"uk": {"things": {"one": "{count} one", "other": "{count} other"}}})
+    assert catalogue.plural("uk", "things", 5) == "5 other"
+
+
+def test_plural_and_plain_entries_are_not_mixed_up(catalogue: Catalogue) -> None:
+    with pytest.raises(CatalogueError, match=r"summary_ungrouped.*Catalogue\.plural"):
+        catalogue.text("de", "summary_ungrouped", count=2)
+    with pytest.raises(CatalogueError, match=r"summary_title.*Catalogue\.text"):
+        catalogue.plural("de", "summary_title", 2)
+
+
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        (
+            {"de": {"n": {"one": "eine", "other": "{count}"}}, "en": {"n": "{count}"}},
+            "'n' has plural forms in de but not in en",
+        ),
+        (
+            {"de": {"n": {"one": "eine", "other": "{count}"}}, "en": {"n": {"one": "one"}}},
+            "catalogue 'en': plural 'n' lacks 'other'",
+        ),
+    ],
+)
+def test_plural_entries_are_plural_everywhere_with_other(messages, message: str) -> None:
+    with pytest.raises(CatalogueError, match=message):
+        Catalogue(messages)
+
+
+def test_a_language_without_plural_rules_is_a_clear_error() -> None:
+    catalogue = Catalogue({"qq": {"n": {"other": "{count}"}}})
+    with pytest.raises(CatalogueError, match="no plural rules for language 'qq'"):
+        catalogue.plural("qq", "n", 2)
+
+
+def test_loading_the_catalogue_does_not_import_babel() -> None:
+    """Babel's CLDR data is loaded when a count is first put into words, not at start."""
+    script = (
+        "import sys; from mitreden.flows.catalogue import Catalogue; Catalogue.load(); "
+        "assert 'babel' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)
+
+
 def test_every_message_the_flow_uses_exists(catalogue: Catalogue) -> None:
     flow = load_flow()
     for step in flow.steps.values():
@@ -41,14 +185,15 @@ def test_every_message_the_flow_uses_exists(catalogue: Catalogue) -> None:
 
 
 def test_simple_language_rules(catalogue: Catalogue) -> None:
-    for key, text in catalogue.messages["de-simple"].items():
-        if not isinstance(text, str) or key.startswith(("words_", "redacted_")):
+    for key, entry in catalogue.messages["de-simple"].items():
+        if key.startswith(("words_", "redacted_")):
             continue
-        assert not ABBREVIATIONS.search(text), (key, text)
-        assert not PASSIVE.search(text), (key, text)
-        for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
-            words = [w for w in sentence.split() if not w.startswith("/")]
-            assert len(words) <= 16, (key, sentence)
+        for text in texts(entry):
+            assert not ABBREVIATIONS.search(text), (key, text)
+            assert not PASSIVE.search(text), (key, text)
+            for sentence in re.split(r"(?<=[.!?])\s+|\n", text):
+                words = [w for w in sentence.split() if not w.startswith("/")]
+                assert len(words) <= 16, (key, sentence)
 
 
 def test_greeting_is_two_sentences_after_hello(catalogue: Catalogue) -> None:
