@@ -18,6 +18,7 @@ import platformdirs
 from mitreden.data import default_taxonomy_path
 from mitreden.flows.catalogue import LANGUAGES
 from mitreden.nlp.embedders import BACKENDS
+from mitreden.staff.mail import ADDRESS, Smtp, loopback
 
 APP = "mitreden"
 
@@ -33,6 +34,8 @@ DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
 DEFAULT_TAXONOMY = default_taxonomy_path()
 # BotFather's form, 123456789:AA…; checked loosely, so a token of another Bot API server passes.
 TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
+# A host name: letters, digits, dots and hyphens (an IP address is checked as one).
+HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CHOICES: dict[str, tuple[str, ...]] = {
     "embedding_backend": (*BACKENDS, "none"),
@@ -49,9 +52,15 @@ RANGES: dict[str, tuple[float, float]] = {
     "retention_days": (1, 10 * 365),
     "web_posts_per_minute": (1, 10_000),
     "web_address_posts_per_minute": (1, 1_000_000),
+    "smtp_port": (1, 65535),
 }
 # Never repeated in an error message: errors end up in terminals, logs and bug reports.
-SECRETS = frozenset({"secret", "telegram_token", "matrix_password", "matrix_access_token"})
+SECRETS = frozenset(
+    {"secret", "telegram_token", "matrix_password", "matrix_access_token", "smtp_password"}
+)
+# How a yes/no setting may be written in the environment or on the command line.
+BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
+BOOLEANS |= {"false": False, "no": False, "off": False, "0": False}
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,20 @@ class Settings:
     """Per browser; beyond it a post is refused with the text kept in the form."""
     web_address_posts_per_minute: float = 600.0
     """Per network address (a school or library shares one); beyond it posts are refused."""
+    forward_dir: str = ""
+    """Where forwarded summaries are written as files; empty means <db>.forwarded."""
+    smtp_host: str = ""
+    """The mail server forwarded summaries are sent through; empty means no e-mail."""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    """Empty: send without logging in (a relay that trusts this machine)."""
+    smtp_password: str = ""
+    smtp_starttls: bool = True
+    """Encrypt with STARTTLS; a password is only sent without it to a server on this machine."""
+    smtp_from: str = ""
+    """The sender's address, user@domain."""
+    smtp_to: str = ""
+    """Comma-separated addresses of the strategy team, user@domain each."""
 
     @property
     def secret_file(self) -> Path:
@@ -115,6 +138,39 @@ class Settings:
     def matrix_dir(self) -> Path:
         """The Matrix device's login and encryption keys, which must outlive every restart."""
         return self.db.with_name(self.db.name + ".matrix")
+
+    @property
+    def forward_directory(self) -> Path:
+        """Forwarded summaries as files (mode 0600), kept beside the database by default."""
+        if self.forward_dir:
+            return Path(self.forward_dir).expanduser()
+        return self.db.with_name(self.db.name + ".forwarded")
+
+    def smtp(self) -> Smtp | None:
+        """How forwarded summaries are sent by e-mail, or None; a half setup is an error.
+        A password alone is no setup: it may come from an environment shared with others."""
+        if not self.smtp_host:
+            if self.smtp_user or self.smtp_from or self.smtp_to:
+                raise ConfigError("smtp_host is not set, but other smtp_ settings are")
+            return None
+        for name in ("smtp_host", "smtp_port", "smtp_from", "smtp_to"):
+            _check(name, getattr(self, name), required=True)
+        if bool(self.smtp_user) != bool(self.smtp_password):
+            raise ConfigError("set both smtp_user and smtp_password, or neither")
+        if self.smtp_user and not self.smtp_starttls and not loopback(self.smtp_host):
+            raise ConfigError(
+                f"smtp_starttls is off: the password would cross the network unencrypted "
+                f"to {self.smtp_host}"
+            )
+        return Smtp(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            user=self.smtp_user,
+            password=self.smtp_password,
+            starttls=self.smtp_starttls,
+            sender=self.smtp_from,
+            recipients=_addresses(self.smtp_to),
+        )
 
     def matrix(self) -> bool:
         """Whether the Matrix channel is configured; a half or broken setup is an error."""
@@ -139,6 +195,19 @@ class Settings:
         _check("telegram_webhook_listen", self.telegram_webhook_listen, required=True)
         host, _, port = self.telegram_webhook_listen.rpartition(":")
         return self.telegram_webhook_url, host, int(port)
+
+
+def _addresses(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def _host(value: str) -> bool:
+    """A host name or an IP address (IPv6 with or without brackets)."""
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+        return True
+    except ValueError:
+        return bool(HOST.fullmatch(value))
 
 
 def _web_address(value: str, schemes: tuple[str, ...] = ("https", "http")) -> bool:
@@ -183,6 +252,13 @@ FORMATS: dict[str, tuple[Callable[[str], object], str]] = {
     "matrix_user_id": (MATRIX_USER.match, "expected @name:server, e.g. @mitreden:example.org"),
     "matrix_moderator_room": ROOM,
     "matrix_strategy_room": ROOM,
+    "forward_dir": (lambda value: value.strip() and "\0" not in value, "expected a directory path"),
+    "smtp_host": (_host, "expected a host name or address, e.g. mail.example.org"),
+    "smtp_from": (ADDRESS.fullmatch, "expected an address like mitreden@example.org"),
+    "smtp_to": (
+        lambda value: _addresses(value) and all(map(ADDRESS.fullmatch, _addresses(value))),
+        "expected comma-separated addresses like team@example.org, lead@example.org",
+    ),
 }
 
 
@@ -212,11 +288,23 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     """`raw` from a TOML file (typed) or the environment or a flag (text) as the setting's
     type, checked; the error names the setting and where the value came from."""
     kind = {f.name: f.type for f in fields(Settings)}[name]
-    if kind is float:
+    if kind is bool:
+        if isinstance(raw, str) and raw.strip().lower() in BOOLEANS:
+            raw = BOOLEANS[raw.strip().lower()]
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{source}: {name} = {raw!r}: expected true or false")
+        value: Any = raw
+    elif kind is int:
+        if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+            raw = int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConfigError(f"{source}: {name} = {raw!r}: expected a whole number")
+        value = raw
+    elif kind is float:
         try:
             if isinstance(raw, bool) or not isinstance(raw, int | float | str):
                 raise ValueError
-            value: Any = float(raw)
+            value = float(raw)
         except ValueError:
             raise ConfigError(f"{source}: {name} = {raw!r}: expected a number") from None
     elif not isinstance(raw, str):
@@ -280,9 +368,10 @@ def load_settings(
             values[name] = _coerce(name, raw, "command line")
             sources[name] = "command line"
     settings = replace(Settings(), **values)
-    try:
-        settings.matrix()
-    except ConfigError as err:
-        given = sorted({sources[n] for n in sources if n.startswith("matrix_")})
-        raise ConfigError(f"{', '.join(given)}: {err}") from None
+    for prefix, check in (("matrix_", settings.matrix), ("smtp_", settings.smtp)):
+        try:
+            check()
+        except ConfigError as err:
+            given = sorted({sources[n] for n in sources if n.startswith(prefix)})
+            raise ConfigError(f"{', '.join(given)}: {err}") from None
     return settings

@@ -180,3 +180,114 @@ def test_matrix_settings_that_belong_together_are_checked_when_loaded() -> None:
     with pytest.raises(ConfigError, match=r"^MITREDEN_MATRIX_USER_ID: matrix_homeserver is not"):
         load_settings(environ={"MITREDEN_MATRIX_USER_ID": "@bot:example.org"})
     assert load_settings(environ={"MITREDEN_TELEGRAM_TOKEN": ""}).telegram_token == ""
+
+
+SMTP = {
+    "MITREDEN_SMTP_HOST": "mail.example.org",
+    "MITREDEN_SMTP_FROM": "mitreden@example.org",
+    "MITREDEN_SMTP_TO": "strategie@example.org, lead@example.org",
+}
+
+
+def test_smtp_settings_from_file_and_environment(tmp_path: Path) -> None:
+    assert load_settings(environ={}).smtp() is None
+    config = tmp_path / "mitreden.toml"
+    config.write_text('smtp_port = 25\nsmtp_starttls = false\nsmtp_host = "localhost"\n')
+    environ = {**SMTP, "MITREDEN_SMTP_USER": "bot", "MITREDEN_SMTP_PASSWORD": "pw"}
+    smtp = load_settings(config, environ={**environ, "MITREDEN_SMTP_HOST": "localhost"}).smtp()
+    assert smtp is not None and (smtp.host, smtp.port, smtp.starttls) == ("localhost", 25, False)
+    assert smtp.recipients == ("strategie@example.org", "lead@example.org")
+    assert (smtp.sender, smtp.user, smtp.password) == ("mitreden@example.org", "bot", "pw")
+    environ |= {"MITREDEN_SMTP_PORT": "2525", "MITREDEN_SMTP_STARTTLS": "Yes"}
+    smtp = load_settings(config, environ=environ).smtp()
+    assert smtp is not None and (smtp.host, smtp.port, smtp.starttls) == (
+        "mail.example.org",
+        2525,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MITREDEN_SMTP_PORT", "70000", r"smtp_port = 70000: expected a number from 1 to 65535"),
+        ("MITREDEN_SMTP_PORT", "0", r"smtp_port = 0: expected a number from 1 to 65535"),
+        ("MITREDEN_SMTP_PORT", "smtp", r"smtp_port = 'smtp': expected a whole number"),
+        ("MITREDEN_SMTP_PORT", "587.5", r"smtp_port = '587\.5': expected a whole number"),
+        ("MITREDEN_SMTP_STARTTLS", "maybe", r"smtp_starttls = 'maybe': expected true or false"),
+        ("MITREDEN_SMTP_HOST", "mail example", r"smtp_host = 'mail example': expected a host"),
+        ("MITREDEN_SMTP_TO", "a@example.org\r\nBcc: b@example.org", r"smtp_to = .*: expected"),
+        ("MITREDEN_SMTP_FROM", "Mitreden <m@example.org>", r"smtp_from = .*: expected an"),
+    ],
+)
+def test_a_bad_smtp_setting_is_one_line(variable: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}: {message}") as err:
+        load_settings(environ={**SMTP, variable: value})
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("smtp_port = 587.0", r"smtp_port = 587\.0: expected a whole number"),
+        ("smtp_port = true", r"smtp_port = True: expected a whole number"),
+        ("smtp_starttls = 1", r"smtp_starttls = 1: expected true or false"),
+    ],
+)
+def test_smtp_types_in_a_file(tmp_path: Path, content: str, message: str) -> None:
+    config = tmp_path / "mitreden.toml"
+    config.write_text(content + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(config, environ={})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"MITREDEN_SMTP_HOST": "mail.example.org"}, "smtp_from = '': expected an address"),
+        ({**SMTP, "MITREDEN_SMTP_TO": ""}, "smtp_to = '': expected comma-separated"),
+        ({**SMTP, "MITREDEN_SMTP_TO": " , "}, "smtp_to = ' , ': expected comma-separated"),
+        ({**SMTP, "MITREDEN_SMTP_FROM": ""}, "smtp_from = '': expected an address"),
+        ({"MITREDEN_SMTP_TO": "a@example.org"}, "smtp_host is not set, but other smtp_"),
+        ({**SMTP, "MITREDEN_SMTP_USER": "bot"}, "set both smtp_user and smtp_password"),
+        ({**SMTP, "MITREDEN_SMTP_PASSWORD": "s3cret"}, "set both smtp_user and smtp_password"),
+        (
+            {
+                **SMTP,
+                "MITREDEN_SMTP_USER": "bot",
+                "MITREDEN_SMTP_PASSWORD": "s3cret",
+                "MITREDEN_SMTP_STARTTLS": "off",
+            },
+            "smtp_starttls is off: the password would cross the network unencrypted",
+        ),
+    ],
+)
+def test_a_half_smtp_setup_is_refused_without_the_password(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        load_settings(environ=environ)
+    assert "\n" not in str(err.value) and "s3cret" not in str(err.value)
+    assert str(err.value).startswith("MITREDEN_SMTP_")
+    values = {name.removeprefix("MITREDEN_").lower(): value for name, value in environ.items()}
+    values["smtp_starttls"] = values.get("smtp_starttls") != "off"
+    with pytest.raises(ConfigError, match=message):  # settings made in code are checked too
+        Settings(**values).smtp()
+
+
+def test_a_password_alone_sets_up_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "mitreden.toml"
+    config.write_text("smtp_password = 1234\n")
+    with pytest.raises(ConfigError, match=r"smtp_password = \(hidden\): expected text") as err:
+        load_settings(config, environ={})
+    assert "1234" not in str(err.value)
+    assert load_settings(environ={"MITREDEN_SMTP_PASSWORD": "s3cret"}).smtp() is None
+
+
+def test_forwarded_files_go_beside_the_database_unless_told(tmp_path: Path) -> None:
+    settings = load_settings(environ={}, db=str(tmp_path / "a.db"))
+    assert settings.forward_directory == tmp_path / "a.db.forwarded"
+    settings = load_settings(environ={"MITREDEN_FORWARD_DIR": "~/forwarded"})
+    assert settings.forward_directory == Path("~/forwarded").expanduser()
+    with pytest.raises(ConfigError, match="forward_dir = ' ': expected a directory path"):
+        load_settings(environ={"MITREDEN_FORWARD_DIR": " "})
