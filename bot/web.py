@@ -36,6 +36,7 @@ import jinja2
 from aiohttp import web
 
 from mitreden.bot import ChannelError, Failure
+from mitreden.bot.dashboard import Dashboard
 from mitreden.config import networks
 from mitreden.flows.catalogue import LANGUAGES
 from mitreden.flows.engine import Engine, clean
@@ -147,7 +148,7 @@ class WebChannel:
         self._code_tries = RateLimit(CODE_TRIES_PER_MINUTE)
         self._files: dict[str, tuple[Attachment, float]] = {}
         self._languages = self._language_tags()
-        self._static_version = _version(HERE / "static")
+        self.static_version = _version(HERE / "static")
         self.address: str | None = None
         # Pages are read, and codes kept, on a connection and thread of their own: a page
         # opens while the engine's thread is still loading the model or handling a message.
@@ -164,6 +165,7 @@ class WebChannel:
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="web-pages")
         self._runner: web.AppRunner | None = None
         self._late: asyncio.Future[None] | None = None
+        self.dashboard = Dashboard(self)
         self.application = self._application()
 
     # the aiohttp application
@@ -189,6 +191,7 @@ class WebChannel:
         routes.add_get("/datei", self._file)
         routes.add_get("/healthz", self._health)
         routes.add_static("/static/", HERE / "static")
+        application.add_subapp("/staff", self.dashboard.application)
         return application
 
     async def start(self) -> None:
@@ -214,6 +217,7 @@ class WebChannel:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.dashboard.stop()
         self._reader.shutdown(wait=True)
         self._pages.store.close()
 
@@ -251,7 +255,7 @@ class WebChannel:
             response.headers["Cache-Control"] = "no-store"
         return response
 
-    def _client(self, request: web.Request) -> tuple[str, bool]:
+    def client(self, request: web.Request) -> tuple[str, bool]:
         """The client's address and whether it came over TLS, believing X-Forwarded-* only
         from a configured proxy (the nearest untrusted address in the chain is the client)."""
         remote = request.remote or ""
@@ -275,7 +279,7 @@ class WebChannel:
         return any(ip in net for net in self._proxies)
 
     def _visitor_secure(self, request: web.Request) -> bool:
-        return self._client(request)[1]
+        return self.client(request)[1]
 
     # the cookie and the forms' token
 
@@ -285,7 +289,7 @@ class WebChannel:
 
     def _visitor(self, request: web.Request) -> Visitor:
         """Who this browser is: the participant its cookie names, or a new one."""
-        address, secure = self._client(request)
+        address, secure = self.client(request)
         raw = request.cookies.get(COOKIE, "")
         participant, _, signature = raw.partition(".")
         expected = self._sign("cookie", participant).encode()
@@ -349,7 +353,7 @@ class WebChannel:
             "dir": t("web_dir"),
             "csrf": self._csrf(visitor),
             "nonce": lambda: secrets.token_urlsafe(12),
-            "static": self._static_version,
+            "static": self.static_version,
             "menu": MENU,
             "max_text": MAX_TEXT,
             **extra,

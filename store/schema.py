@@ -275,6 +275,49 @@ def _web(db: sqlite_utils.Database) -> None:
     )
 
 
+def _staff(db: sqlite_utils.Database) -> None:
+    """The moderators' dashboard: staff accounts and their sessions, decisions' reasons,
+    summaries moderators edit and approve, and who was told that their idea was forwarded.
+
+    `staff.sessions_from` is when the account's sessions start counting: "log out everywhere"
+    moves it, and every older session ends. A session is kept by its token's hash only.
+    `ideas.review_reason` is a rejection's reason from a fixed list, `review_note` the
+    moderator's own words on it (erased with the idea), `duplicate_of` an idea a moderator said
+    this one repeats. `summaries` hold a field's summary as moderators edited it (redacted
+    words only) and the ids of the ideas in it; `notified` remembers whom a forwarded summary
+    was announced to, so no one is told twice; it goes with the participant's erasure."""
+    db.execute(
+        "CREATE TABLE staff (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "name TEXT NOT NULL UNIQUE COLLATE NOCASE, role TEXT NOT NULL, "
+        "password_hash TEXT NOT NULL, created_at TEXT NOT NULL, disabled_at TEXT, "
+        "sessions_from TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE staff_sessions (token_hash TEXT PRIMARY KEY, "
+        "staff_id INTEGER NOT NULL REFERENCES staff(id) ON DELETE CASCADE, "
+        "created_at TEXT NOT NULL, seen_at TEXT NOT NULL)"
+    )
+    db.execute("CREATE INDEX staff_sessions_staff ON staff_sessions(staff_id)")
+    db.execute("ALTER TABLE ideas ADD COLUMN review_reason TEXT")
+    db.execute("ALTER TABLE ideas ADD COLUMN review_note TEXT")
+    db.execute(
+        "ALTER TABLE ideas ADD COLUMN duplicate_of INTEGER REFERENCES ideas(id) ON DELETE SET NULL"
+    )
+    db.execute(
+        "CREATE TABLE summaries (id INTEGER PRIMARY KEY AUTOINCREMENT, lane TEXT NOT NULL, "
+        "language TEXT NOT NULL, text TEXT NOT NULL, idea_ids TEXT NOT NULL, "
+        "state TEXT NOT NULL, created_by TEXT NOT NULL, created_at TEXT NOT NULL, "
+        "updated_at TEXT NOT NULL, approved_by TEXT, approved_at TEXT, forwarded_at TEXT)"
+    )
+    db.execute("CREATE INDEX summaries_lane ON summaries(lane, id)")
+    db.execute("ALTER TABLE dispatches ADD COLUMN summary_id INTEGER REFERENCES summaries(id)")
+    db.execute(
+        "CREATE TABLE notified (summary_id INTEGER NOT NULL REFERENCES summaries(id), "
+        "participant_id TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (summary_id, participant_id))"
+    )
+    db.execute("CREATE INDEX notified_participant ON notified(participant_id)")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
@@ -284,4 +327,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _outbox,
     _privacy,
     _web,
+    _staff,
 ]

@@ -20,6 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from mitreden.store.schema import MIGRATIONS
+from mitreden.store.staff import StaffRecords
 
 # Tables holding a participant's rows, in an order that respects the foreign keys.
 # How many lines of a web conversation are kept to rebuild its page.
@@ -33,6 +34,7 @@ PARTICIPANT_TABLES = (
     "outbox",
     "web_lines",
     "web_codes",
+    "notified",
     "participants",
 )
 # How long a statement waits for another connection's write lock before the database counts
@@ -119,7 +121,7 @@ def from_blob(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float32)
 
 
-class Store:
+class Store(StaffRecords):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
@@ -853,9 +855,7 @@ class Store:
             "outbox": self.db.execute(
                 "DELETE FROM outbox WHERE created_at <= ?", (before,)
             ).rowcount,
-            "web_lines": self.db.execute(
-                "DELETE FROM web_lines WHERE at <= ?", (before,)
-            ).rowcount,
+            "web_lines": self.db.execute("DELETE FROM web_lines WHERE at <= ?", (before,)).rowcount,
         }
 
     def drop_ended_blocks(self, now: str) -> int:
@@ -936,6 +936,9 @@ class Store:
             "blocks": self._all(
                 "SELECT until, at FROM blocks WHERE participant_id = ?", (participant_id,)
             ),
+            "told_of_forwarded_summaries": self._all(
+                "SELECT summary_id, at FROM notified WHERE participant_id = ?", (participant_id,)
+            ),
             "web_page": self._all(
                 "SELECT at, side, message FROM web_lines WHERE participant_id = ? ORDER BY id",
                 (participant_id,),
@@ -945,6 +948,11 @@ class Store:
     def erase_participant(self, participant_id: str) -> dict[str, int]:
         """Delete every row of a participant, and others' support of their ideas (GDPR Art. 17)."""
         counts = {}
+        their_ideas = [
+            row["id"]
+            for row in self._all("SELECT id FROM ideas WHERE participant_id = ?", (participant_id,))
+        ]
+        counts["summaries_unforwarded"] = self.drop_unforwarded_summaries(their_ideas)
         counts["supports_of_their_ideas"] = self.db.execute(
             "DELETE FROM supports WHERE idea_id IN (SELECT id FROM ideas WHERE participant_id = ?)",
             (participant_id,),

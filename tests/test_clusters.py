@@ -10,13 +10,13 @@ from conftest import Resident
 
 from mitreden import reports
 from mitreden.jobs import RegroupJob
-from mitreden.moderation import correct_field
 from mitreden.nlp import keywords
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.grouping import cut_similarity, keep_ids, near_duplicates
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.redact import KINDS
 from mitreden.nlp.summary import summarize
+from mitreden.staff.review import correct_field
 from mitreden.store import Store, StoreError
 
 NOW = "2026-11-22T10:00:00+00:00"

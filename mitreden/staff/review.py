@@ -2,8 +2,9 @@
 the command line): each step is audited, and a corrected field teaches the NLP what it got
 wrong.
 
-Every idea starts pending. A moderator approves it, rejects it (it then leaves the summaries),
-or sets it back to pending to undo either; the latest decision counts.
+Every idea starts pending (or held, when it may be insulting). A moderator approves it,
+rejects it with a reason (it then leaves the summaries), or sets it back to pending; the
+latest decision counts, and `undo` goes back to the state before the last one.
 """
 
 import re
@@ -16,7 +17,11 @@ from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store, StoreError
 from mitreden.store.store import from_blob
 
-PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+PENDING, APPROVED, REJECTED, HELD = "pending", "approved", "rejected", "held"
+# Why an idea is rejected; each has a catalogue entry `reason_<name>`. "split" is set when
+# a moderator splits an idea into several, and is not offered as a choice.
+REASONS = ("off_topic", "personal_attack", "personal_data", "duplicate", "spam")
+SPLIT = "split"
 # The catalogue's words for each decision, and the audit log's name for it.
 DECISION_WORDS = {APPROVED: "words_approve", REJECTED: "words_reject", PENDING: "words_reopen"}
 AUDITED_AS = {APPROVED: "idea.approved", REJECTED: "idea.rejected", PENDING: "idea.reopened"}
@@ -27,6 +32,12 @@ ANNOUNCED_AS = {
 }
 # Emoji variation selectors and skin tones: 👍🏽 is 👍.
 EMOJI_VARIANTS = re.compile("[\ufe0e\ufe0f\U0001f3fb-\U0001f3ff]")
+MAX_NOTE = 500
+MIN_REVEAL_REASON = 5
+
+
+class ReviewError(ValueError):
+    """A decision that cannot be made as asked; the message says why in one line."""
 
 
 def decision(catalogue: Catalogue, answer: str) -> str | None:
@@ -38,15 +49,138 @@ def decision(catalogue: Catalogue, answer: str) -> str | None:
     return None
 
 
-def review(store: Store, idea_id: int, state: str, actor: str, now: str) -> str | None:
+def review(
+    store: Store,
+    idea_id: int,
+    state: str,
+    actor: str,
+    now: str,
+    reason: str | None = None,
+    note: str | None = None,
+) -> str | None:
     """Record a moderator's decision; the state before it, or None if the idea is gone.
 
-    The same decision twice is audited once."""
+    A rejection from the dashboard carries a reason from REASONS and maybe a note; one from a
+    Matrix reply has none. The same decision twice is audited once."""
+    if state not in AUDITED_AS:
+        raise ReviewError(f"no such decision {state!r}")
+    if reason is not None and reason not in (*REASONS, SPLIT):
+        raise ReviewError(f"no such reason {reason!r}")
+    note = (note or "").strip()[:MAX_NOTE] or None
+    if state != REJECTED:
+        reason = note = None
     with store.transaction():
-        was = store.set_review(idea_id, state, now)
-        if was is not None and was != state:
-            store.audit(now, actor, AUDITED_AS[state], f"idea:{idea_id}", was=was)
-    return was
+        was = store.decide(idea_id, state, reason, note, now)
+        if was is not None and (was["review"], was["review_reason"]) != (state, reason):
+            detail: dict[str, Any] = {"was": was["review"]}
+            if reason:
+                detail["reason"] = reason
+            if was["review_reason"]:
+                detail["was_reason"] = was["review_reason"]
+            if note:
+                detail["note"] = True  # the note itself stays with the idea, erased with it
+            store.audit(now, actor, AUDITED_AS[state], f"idea:{idea_id}", **detail)
+    return None if was is None else was["review"]
+
+
+def undo(store: Store, idea_id: int, actor: str, now: str) -> str:
+    """Go back to the state before the idea's latest decision; the state it is in now."""
+    last = store.audit_entries(subject=f"idea:{idea_id}", action="idea.", limit=20)
+    decided = [e for e in last if e["action"] in AUDITED_AS.values()]
+    if not decided:
+        raise ReviewError(f"idea {idea_id} has no decision to undo")
+    before = decided[0]["detail"]
+    state = before.get("was", PENDING)
+    reason = before.get("was_reason")
+    with store.transaction():
+        was = store.decide(idea_id, state, reason, None, now)
+        if was is None:
+            raise ReviewError(f"there is no idea {idea_id}")
+        store.audit(now, actor, "idea.undone", f"idea:{idea_id}", was=was["review"], to=state)
+    return state
+
+
+def mark_duplicate(store: Store, idea_id: int, of: int, actor: str, now: str) -> None:
+    """Reject an idea as a repeat of another; its author then counts as a supporter of that
+    one, so their voice is not lost."""
+    if idea_id == of:
+        raise ReviewError("an idea cannot repeat itself")
+    with store.transaction():
+        idea, other = store.idea(idea_id), store.idea(of)
+        if idea is None or other is None:
+            raise ReviewError(f"there is no idea {of if idea else idea_id}")
+        if other["review"] == REJECTED:
+            raise ReviewError(f"idea {of} is rejected; choose one that is not")
+        store.mark_duplicate(idea_id, of)
+        store.add_support(idea["participant_id"], of, now)
+        was = store.decide(idea_id, REJECTED, "duplicate", None, now)
+        store.audit(
+            now,
+            actor,
+            "idea.rejected",
+            f"idea:{idea_id}",
+            was=was["review"] if was else None,
+            reason="duplicate",
+            duplicate_of=of,
+        )
+
+
+def reveal(store: Store, idea_id: int, actor: str, reason: str, now: str) -> str:
+    """An idea's own words, unredacted, for an admin who says why; the why is audited."""
+    reason = " ".join(reason.split())[:MAX_NOTE]
+    if len(reason) < MIN_REVEAL_REASON:
+        raise ReviewError("say why the raw text is needed")
+    with store.transaction():
+        idea = store.idea(idea_id)
+        if idea is None:
+            raise ReviewError(f"there is no idea {idea_id}")
+        store.audit(now, actor, "idea.revealed", f"idea:{idea_id}", reason=reason)
+    return idea["text"]
+
+
+def split(
+    store: Store,
+    nlp: IdeaNlp | None,
+    idea_id: int,
+    parts: list[str],
+    actor: str,
+    now: str,
+) -> list[int]:
+    """Split a message that holds several ideas into one idea per part, written by the
+    moderator from its redacted words. The parts keep the author, language and details of
+    the message (and go with its author's erasure); the message itself is rejected as
+    split, so nothing counts twice."""
+    parts = [" ".join(p.split()) for p in parts if p.strip()]
+    if len(parts) < 2:
+        raise ReviewError("a split needs at least two parts")
+    vectors = list(nlp.embedder.embed(parts)) if nlp is not None else [None] * len(parts)
+    suggested = [nlp.suggest(v, k=1)[0] if nlp is not None else None for v in vectors]
+    with store.transaction():
+        idea = store.idea(idea_id)
+        if idea is None:
+            raise ReviewError(f"there is no idea {idea_id}")
+        kept = ("participant_id", "language", "district", "age_band", "actor_group", "notify")
+        new_ids = []
+        for text, vector, suggestion in zip(parts, vectors, suggested, strict=True):
+            new_ids.append(
+                store.add_idea(
+                    **{k: idea[k] for k in (*kept, "workshop_id", "created_at")},
+                    text=text,
+                    findings="[]",
+                    review=PENDING,
+                    updated_at=now,
+                    embedding=vector,
+                    embedding_model=nlp.model if nlp is not None else None,
+                    suggested_field=suggestion[0] if suggestion else None,
+                    suggested_score=suggestion[1] if suggestion else None,
+                )
+            )
+        store.decide(idea_id, REJECTED, SPLIT, None, now)
+        store.audit(now, actor, "idea.split", f"idea:{idea_id}", into=new_ids)
+    if nlp is not None:
+        for new_id, vector, suggestion in zip(new_ids, vectors, suggested, strict=True):
+            nlp.remember(new_id, idea["participant_id"], suggestion, vector, now)
+    return new_ids
 
 
 def review_post(
@@ -61,7 +195,7 @@ def review_post(
         name = catalogue.text(language, "workshop_no_field")
     text = findings.for_others(idea, catalogue.redaction_labels(language))
     post = catalogue.text(language, "review_post", id=idea["id"], field=name, text=text)
-    if idea.get("review") == "held":
+    if idea.get("review") == HELD:
         post = catalogue.text(language, "review_held") + "\n" + post
     return post
 

@@ -1,0 +1,779 @@
+"""The moderators' dashboard: the staff service's work on web pages under /staff/.
+
+It knows pages, cookies and forms, nothing of what a decision means: every change goes to
+`mitreden.staff` in the engine's thread (`App.in_engine`), every page is read on the
+dashboard's own thread and database connection, so a long page never holds up a resident.
+
+Sign-in is a session cookie (HttpOnly, SameSite=Strict, Secure behind TLS, path /staff/),
+every form carries a token keyed to the session, and anonymous users and moderators without
+the role are refused on every change. Residents' words appear redacted; only an admin who
+gives a reason sees an idea's raw text, and the reason is audited. Pages work without
+JavaScript; `staff.js` adds keyboard shortcuts to the queue.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+import numpy as np
+from aiohttp import web
+from yarl import URL
+
+from mitreden import reports
+from mitreden.nlp import findings
+from mitreden.nlp.clusters import NEW_TOPICS
+from mitreden.staff import accounts, groups, review, summaries
+from mitreden.staff.accounts import Member
+from mitreden.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from mitreden.bot.web import WebChannel
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/staff/"
+COOKIE = "mitreden_staff"
+LOGIN_COOKIE = "mitreden_staff_login"
+HERE = Path(__file__).resolve().parent
+PAGE = 50
+# A summary's text may be long; everything else posted here is small.
+SUMMARY_BODY = 512 * 1024
+# Sessions are "seen" at most this often, so reading pages does not write on every request.
+TOUCH_SECONDS = 300
+STATES = (review.PENDING, review.HELD, review.APPROVED, review.REJECTED)
+# What a finished action says on the page it returns to (catalogue keys staff_done_*).
+DONE = frozenset(
+    {
+        "approved",
+        "rejected",
+        "reopened",
+        "undone",
+        "field",
+        "duplicate",
+        "split",
+        "renamed",
+        "merged",
+        "unmerged",
+        "moved",
+        "drafted",
+        "saved",
+        "approved_summary",
+        "forwarded",
+        "account",
+        "signed_out",
+    }
+)
+FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,200}\.(md|pdf|csv|json|xlsx)$")
+REFUSED = (review.ReviewError, summaries.SummaryError, accounts.AccountError, StoreError)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(when: datetime) -> str:
+    return when.isoformat(timespec="seconds")
+
+
+def _int(value: Any, default: int | None = None) -> int | None:
+    """A positive id from a form or query; anything else is `default`."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return default
+
+
+class Refused(Exception):
+    """A form that cannot be carried out as sent; its catalogue key says why."""
+
+    def __init__(self, key: str, status: int = 400) -> None:
+        super().__init__(key)
+        self.key, self.status = key, status
+
+
+class Dashboard:
+    def __init__(self, channel: "WebChannel") -> None:
+        self.web = channel
+        self.app = channel.app
+        settings = self.app.settings
+        engine = self.app.engine
+        self.catalogue, self.taxonomy = engine.catalogue, engine.taxonomy
+        self.language = settings.moderator_language
+        self._key = self.app.pseudonymizer.token("staff-cookie").encode()
+        self.throttle = accounts.Throttle()
+        self._store = Store(settings.db)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-pages")
+        self.fields = [(f.id, f.label(self.language)) for f in self.taxonomy.leaves]
+        self.lanes = [*self.fields, (NEW_TOPICS, self.t("summary_new_topics"))]
+        self.application = self._application()
+
+    def _application(self) -> web.Application:
+        application = web.Application(middlewares=[self._refusals])
+        aiohttp_jinja2.setup(
+            application,
+            loader=jinja2.FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+        get, post = application.router.add_get, application.router.add_post
+        get("/", self._queue)
+        get("/login", self._login_form)
+        post("/login", self._login)
+        post("/logout", self._logout)
+        get("/ideas/{id}", self._idea)
+        post("/ideas/{id}/decide", self._decide)
+        post("/ideas/{id}/undo", self._undo)
+        post("/ideas/{id}/field", self._field)
+        post("/ideas/{id}/duplicate", self._duplicate)
+        post("/ideas/{id}/split", self._split)
+        post("/ideas/{id}/reveal", self._reveal)
+        post("/ideas/{id}/move", self._move)
+        get("/groups", self._groups)
+        get("/groups/{id}", self._group)
+        post("/groups/{id}/rename", self._rename)
+        post("/groups/{id}/merge", self._merge)
+        post("/groups/{id}/unmerge", self._unmerge)
+        get("/map.svg", self._map)
+        get("/summaries", self._summaries)
+        post("/summaries", self._draft)
+        get("/summaries/{id}", self._summary)
+        post("/summaries/{id}", self._save_summary)
+        post("/summaries/{id}/approve", self._approve_summary)
+        post("/summaries/{id}/forward", self._forward)
+        get("/files/{name}", self._file)
+        get("/audit", self._audit)
+        get("/accounts", self._accounts)
+        post("/accounts", self._add_account)
+        post("/accounts/{name}", self._change_account)
+        return application
+
+    async def stop(self) -> None:
+        self._reader.shutdown(wait=True)
+        self._store.close()
+
+    async def _read(self, call: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._reader, call, *args)
+
+    def t(self, key: str, **params: object) -> str:
+        return self.catalogue.text(self.language, key, **params)
+
+    def tn(self, key: str, count: int, **params: object) -> str:
+        return self.catalogue.plural(self.language, key, count, **params)
+
+    # sessions and forms
+
+    def _sign(self, purpose: str, value: str) -> str:
+        message = f"{purpose}\x00{value}".encode("utf-8", "replace")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def _same(self, given: Any, expected: str) -> bool:
+        return isinstance(given, str) and hmac.compare_digest(
+            given.encode("utf-8", "replace"), expected.encode()
+        )
+
+    async def _member(self, request: web.Request) -> Member | None:
+        token = request.cookies.get(COOKIE, "")
+        if not token:
+            return None
+        now = _now()
+        member = await self._read(accounts.session, self._store, token, now)
+        if member is not None:
+            row = await self._read(self._store.session, member.token_hash)
+            seen = datetime.fromisoformat(row["seen_at"]) if row else now
+            if (now - seen).total_seconds() > TOUCH_SECONDS:
+                await self.app.in_engine(self._touch, member.token_hash, _stamp(now))
+        return member
+
+    def _touch(self, token_hash: str, now: str) -> None:
+        with self.app.engine.store.transaction():
+            self.app.engine.store.touch_session(token_hash, now)
+
+    async def _viewer(self, request: web.Request, admin: bool = False) -> Member:
+        """The signed-in member reading a page; others are sent to sign in."""
+        member = await self._member(request)
+        if member is None:
+            raise web.HTTPSeeOther(PREFIX + "login")
+        if admin and not member.is_admin:
+            raise Refused("staff_not_allowed", 403)
+        return member
+
+    async def _actor(
+        self, request: web.Request, admin: bool = False, max_size: int | None = None
+    ) -> tuple[Member, Any]:
+        """The signed-in member sending a form, with the form; refused without a session,
+        without the role, or without the form's token."""
+        if max_size is not None:
+            request = request.clone(client_max_size=max_size)
+        form = await request.post()
+        member = await self._member(request)
+        if member is None:
+            raise Refused("staff_signed_out", 403)
+        if not self._same(form.get("csrf"), self._sign("csrf", member.token_hash)):
+            raise Refused("staff_expired", 403)
+        if admin and not member.is_admin:
+            raise Refused("staff_not_allowed", 403)
+        return member, form
+
+    def _context(self, request: web.Request, member: Member | None, **extra: Any) -> dict:
+        done = request.query.get("done", "")
+        return {
+            "t": self.t,
+            "tn": self.tn,
+            "lang": self.t("web_lang"),
+            "dir": self.t("web_dir"),
+            "static": self.web.static_version,
+            "member": member,
+            "csrf": self._sign("csrf", member.token_hash) if member else "",
+            "done": done if done in DONE else None,
+            "undo": _int(request.query.get("undo")),
+            "path": request.path_qs,
+            "fields": self.fields,
+            "lanes": self.lanes,
+            "lane_names": dict(self.lanes),
+            **extra,
+        }
+
+    def _render(
+        self, template: str, request: web.Request, context: dict, status: int = 200
+    ) -> web.Response:
+        return aiohttp_jinja2.render_template(
+            f"staff/{template}", request, context, status=status, app_key=aiohttp_jinja2.APP_KEY
+        )
+
+    def _back(self, form: Any, done: str, **query: Any) -> web.HTTPSeeOther:
+        """Back to the page the form was on (only ever a dashboard page), saying what happened."""
+        back = form.get("back", "")
+        if not isinstance(back, str) or not back.startswith(PREFIX) or "//" in back:
+            back = PREFIX
+        base = back.split("?", 1)[0]
+        kept = {k: v for k, v in URL(back).query.items() if k not in ("done", "undo")}
+        return web.HTTPSeeOther(f"{base}?{urlencode({**kept, 'done': done, **query})}")
+
+    async def _run(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """A change, in the engine's thread; the staff service's refusals become a page."""
+
+        def job() -> Any:
+            return call(*args, **kwargs)
+
+        try:
+            return await self.app.in_engine(job)
+        except REFUSED as err:
+            raise Refused("staff_refused") from err
+
+    async def _refused(self, request: web.Request, err: Refused) -> web.Response:
+        member = await self._member(request)
+        why = str(err.__cause__) if err.__cause__ else ""
+        context = self._context(request, member, problem=err.key, why=why)
+        return self._render("refused.html", request, context, err.status)
+
+    @web.middleware
+    async def _refusals(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refused as err:
+            return await self._refused(request, err)
+
+    # signing in and out
+
+    async def _login_form(
+        self, request: web.Request, status: int = 200, problem: str = ""
+    ) -> web.Response:
+        pre = request.cookies.get(LOGIN_COOKIE, "")
+        fresh = not (0 < len(pre) <= 64)
+        if fresh:
+            pre = secrets.token_urlsafe(24)
+        context = self._context(
+            request, None, login_csrf=self._sign("login", pre), problem=problem or None
+        )
+        response = self._render("login.html", request, context, status)
+        if fresh:
+            response.set_cookie(
+                LOGIN_COOKIE,
+                pre,
+                httponly=True,
+                samesite="Strict",
+                secure=self.web.client(request)[1],
+                path=PREFIX,
+            )
+        return response
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        pre = request.cookies.get(LOGIN_COOKIE, "")
+        if not pre or not self._same(form.get("csrf"), self._sign("login", pre)):
+            return await self._login_form(request, 403, "staff_expired")
+        name, password = form.get("name", ""), form.get("password", "")
+        if not isinstance(name, str) or not isinstance(password, str):
+            return await self._login_form(request, 400, "staff_login_failed")
+        name = name.strip()[:64]
+        address, secure = self.web.client(request)
+        keys = (f"name:{name.casefold()}", f"address:{address}")
+        if not self.throttle.allowed(*keys):
+            log.warning("staff sign-in held back after too many wrong passwords")
+            return await self._login_form(request, 429, "staff_login_throttled")
+        found = await self._read(accounts.authenticate, self._store, name, password[:1024])
+        if found is None:
+            self.throttle.failed(*keys)
+            log.info("staff sign-in failed")
+            return await self._login_form(request, 403, "staff_login_failed")
+        token = await self.app.in_engine(
+            accounts.open_session, self.app.engine.store, found, _stamp(_now())
+        )
+        response = web.HTTPSeeOther(PREFIX)
+        response.set_cookie(
+            COOKIE, token, httponly=True, samesite="Strict", secure=secure, path=PREFIX
+        )
+        response.del_cookie(LOGIN_COOKIE, path=PREFIX)
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        everywhere = form.get("everywhere") == "1"
+        await self.app.in_engine(
+            accounts.close_session, self.app.engine.store, member, _stamp(_now()), everywhere
+        )
+        response = web.HTTPSeeOther(PREFIX + "login")
+        response.del_cookie(COOKIE, path=PREFIX)
+        raise response
+
+    # the review queue
+
+    def _shown(self, idea: dict[str, Any]) -> dict[str, Any]:
+        """An idea as a page shows it: redacted, with its field's name."""
+        labels = self.catalogue.redaction_labels(self.language)
+        lane = idea["confirmed_field"] or idea["suggested_field"] or ""
+        return {
+            **{k: v for k, v in idea.items() if k not in ("text", "findings", "kept")},
+            "shown": findings.for_others(idea, labels),
+            "field": lane,
+            "field_name": dict(self.lanes).get(lane, lane or self.t("workshop_no_field")),
+        }
+
+    def _queue_page(self, states: tuple[str, ...], lane: str | None, after: int) -> dict:
+        store = self._store
+        ideas = [self._shown(i) for i in store.review_queue(states, lane, PAGE + 1, after)]
+        return {
+            "ideas": ideas[:PAGE],
+            "more": ideas[PAGE]["id"] - 1 if len(ideas) > PAGE else None,
+            "counts": store.review_counts(),
+        }
+
+    async def _queue(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        state = request.query.get("state", "open")
+        states = (review.PENDING, review.HELD) if state not in STATES else (state,)
+        lane = request.query.get("field") or None
+        if lane not in dict(self.lanes):
+            lane = None
+        after = _int(request.query.get("after"), 0) or 0
+        page = await self._read(self._queue_page, states, lane, after)
+        context = self._context(
+            request,
+            member,
+            state=state if state in STATES else "open",
+            lane=lane,
+            reasons=review.REASONS,
+            **page,
+        )
+        return self._render("queue.html", request, context)
+
+    async def _idea(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        idea_id = _int(request.match_info["id"])
+        idea = await self._read(self._store.staff_idea, idea_id) if idea_id else None
+        if idea is None:
+            raise web.HTTPNotFound()
+        history = await self._read(
+            lambda: self._store.audit_entries(subject=f"idea:{idea_id}", limit=50)
+        )
+        context = self._context(
+            request, member, idea=self._shown(idea), history=history, reasons=review.REASONS
+        )
+        return self._render("idea.html", request, context)
+
+    def _idea_id(self, request: web.Request) -> int:
+        idea_id = _int(request.match_info["id"])
+        if idea_id is None:
+            raise web.HTTPNotFound()
+        return idea_id
+
+    async def _decide(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        idea_id, state = self._idea_id(request), form.get("state")
+        if state not in review.AUDITED_AS:
+            raise Refused("staff_bad_form")
+        reason = form.get("reason") or None
+        if state == review.REJECTED and reason not in review.REASONS:
+            raise Refused("staff_reason_needed")
+        note = form.get("note") if isinstance(form.get("note"), str) else None
+        store, now = self.app.engine.store, _stamp(_now())
+        was = await self._run(review.review, store, idea_id, state, member.actor, now, reason, note)
+        if was is None:
+            raise web.HTTPNotFound()
+        done = {review.APPROVED: "approved", review.REJECTED: "rejected"}.get(state, "reopened")
+        raise self._back(form, done, undo=idea_id)
+
+    async def _undo(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        store, now = self.app.engine.store, _stamp(_now())
+        await self._run(review.undo, store, self._idea_id(request), member.actor, now)
+        raise self._back(form, "undone")
+
+    async def _field(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        field = form.get("field")
+        if field not in dict(self.fields):
+            raise Refused("staff_bad_form")
+        engine = self.app.engine
+        await self._run(
+            review.correct_field,
+            engine.store,
+            engine.taxonomy,
+            engine.nlp,
+            self._idea_id(request),
+            field,
+            member.actor,
+            _stamp(_now()),
+        )
+        raise self._back(form, "field")
+
+    async def _duplicate(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        of = _int(
+            form.get("of", "").strip().lstrip("#") if isinstance(form.get("of"), str) else None
+        )
+        if of is None:
+            raise Refused("staff_bad_form")
+        store, idea_id = self.app.engine.store, self._idea_id(request)
+        await self._run(review.mark_duplicate, store, idea_id, of, member.actor, _stamp(_now()))
+        raise self._back(form, "duplicate", undo=idea_id)
+
+    async def _split(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        parts = form.get("parts")
+        if not isinstance(parts, str):
+            raise Refused("staff_bad_form")
+        engine = self.app.engine
+        await self._run(
+            review.split,
+            engine.store,
+            engine.nlp,
+            self._idea_id(request),
+            parts.splitlines()[:20],
+            member.actor,
+            _stamp(_now()),
+        )
+        raise self._back(form, "split")
+
+    async def _reveal(self, request: web.Request) -> web.Response:
+        member, form = await self._actor(request, admin=True)
+        reason = form.get("reason")
+        if not isinstance(reason, str):
+            raise Refused("staff_bad_form")
+        idea_id = self._idea_id(request)
+        raw = await self._run(
+            review.reveal, self.app.engine.store, idea_id, member.actor, reason, _stamp(_now())
+        )
+        context = self._context(request, member, idea_id=idea_id, raw=raw)
+        return self._render("reveal.html", request, context)
+
+    # groups
+
+    def _groups_page(self, lane: str) -> dict:
+        fields = reports.summaries(self._store, self.taxonomy, self.catalogue, self.language, lane)
+        trend = self._store.group_trend(groups.trend_since(_now()))
+        shown = fields[0].groups if fields else []
+        rows = []
+        for g in shown:
+            recent = sum(trend.get(c, (0, 0))[0] for c in [g.id, *g.merged_from])
+            rows.append({"group": g, "recent": recent})
+        all_groups = [
+            (c["id"], c["custom_label"]) for c in self._store.clusters() if c["lane"] == lane
+        ]
+        return {
+            "field_summary": fields[0] if fields else None,
+            "rows": rows,
+            "all_groups": all_groups,
+        }
+
+    async def _groups(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        lane = request.query.get("field") or self.lanes[0][0]
+        if lane not in dict(self.lanes):
+            raise web.HTTPNotFound()
+        page = await self._read(self._groups_page, lane)
+        context = self._context(request, member, lane=lane, **page)
+        return self._render("groups.html", request, context)
+
+    async def _group(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        cluster_id = self._idea_id(request)
+        cluster = await self._read(self._store.cluster, cluster_id)
+        if cluster is None:
+            raise web.HTTPNotFound()
+        merged = await self._read(
+            lambda: [c["id"] for c in self._store.clusters() if c["merged_into"] == cluster_id]
+        )
+        ideas = await self._read(self._store.ideas_in, [cluster_id, *merged])
+        others = await self._read(
+            lambda: [c for c in self._store.clusters() if c["id"] != cluster_id]
+        )
+        context = self._context(
+            request,
+            member,
+            cluster=cluster,
+            merged=merged,
+            ideas=[self._shown(i) for i in ideas],
+            others=others,
+        )
+        return self._render("group.html", request, context)
+
+    async def _rename(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        label = form.get("label")
+        if not isinstance(label, str):
+            raise Refused("staff_bad_form")
+        store = self.app.engine.store
+        await self._run(
+            groups.rename, store, self._idea_id(request), label, member.actor, _stamp(_now())
+        )
+        raise self._back(form, "renamed")
+
+    async def _merge(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        target = _int(form.get("into"))
+        if target is None:
+            raise Refused("staff_bad_form")
+        store = self.app.engine.store
+        await self._run(
+            groups.merge, store, self._idea_id(request), target, member.actor, _stamp(_now())
+        )
+        raise self._back(form, "merged")
+
+    async def _unmerge(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        store = self.app.engine.store
+        await self._run(groups.unmerge, store, self._idea_id(request), member.actor, _stamp(_now()))
+        raise self._back(form, "unmerged")
+
+    async def _move(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        raw = form.get("to", "")
+        target, lane = _int(raw), None
+        if target is None:
+            lane = raw[4:] if isinstance(raw, str) and raw.startswith("new:") else None
+            if lane not in dict(self.lanes):
+                raise Refused("staff_bad_form")
+        engine = self.app.engine
+        await self._run(
+            groups.move,
+            engine.store,
+            engine.taxonomy,
+            engine.nlp,
+            self._idea_id(request),
+            target,
+            member.actor,
+            _stamp(_now()),
+            lane,
+        )
+        raise self._back(form, "moved")
+
+    async def _map(self, request: web.Request) -> web.Response:
+        await self._viewer(request)
+        svg = await self._read(self._map_svg)
+        return web.Response(body=svg.encode(), content_type="image/svg+xml")
+
+    def _map_svg(self) -> str:
+        """Every idea (a sample of a large number) as a point, coloured by its lane."""
+        from mitreden.staff import ideamap
+
+        rows = self._store.idea_vectors()
+        lane_of = {idea: lane for idea, _, lane, _ in self._store.memberships()}
+        names = dict(self.lanes)
+        points = []
+        if rows:
+            xy = ideamap.layout(np.stack([row[4] for row in rows]))
+            for (idea_id, _, suggested, confirmed, _), (x, y) in zip(rows, xy, strict=True):
+                lane = lane_of.get(idea_id) or confirmed or suggested
+                lane = lane if lane in names else NEW_TOPICS
+                href = f"{PREFIX}ideas/{idea_id}"
+                points.append(ideamap.MapPoint(idea_id, float(x), float(y), lane, href))
+        legend = [(lane, names[lane]) for lane in names]
+        return ideamap.idea_map(
+            points,
+            legend,
+            self.t("staff_map_title"),
+            self.tn("staff_map_description", len(points)),
+            point_label=lambda p: self.t("staff_idea_number", id=p.idea_id),
+        )
+
+    # summaries
+
+    async def _summaries(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        latest = await self._read(self._store.summaries_of, None, 100)
+        context = self._context(request, member, summaries=latest)
+        return self._render("summaries.html", request, context)
+
+    async def _draft(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        lane = form.get("field")
+        if lane not in dict(self.lanes):
+            raise Refused("staff_bad_form")
+        engine = self.app.engine
+        summary_id = await self._run(
+            summaries.draft,
+            engine.store,
+            engine.taxonomy,
+            engine.catalogue,
+            lane,
+            self.language,
+            member.actor,
+            _stamp(_now()),
+        )
+        raise web.HTTPSeeOther(f"{PREFIX}summaries/{summary_id}?done=drafted")
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        summary = await self._read(self._store.summary, self._idea_id(request))
+        if summary is None:
+            raise web.HTTPNotFound()
+        context = self._context(
+            request,
+            member,
+            summary=summary,
+            preview=reports.to_html(summary["text"]),
+            files=self._files_of(summary["id"]),
+        )
+        return self._render("summary.html", request, context)
+
+    def _files_of(self, summary_id: int) -> list[str]:
+        folder = self.app.settings.forward_directory
+        if not folder.is_dir():
+            return []
+        marker = f"-{summary_id}-"
+        return sorted(
+            p.name for p in folder.iterdir() if marker in p.name and FILE_NAME.match(p.name)
+        )
+
+    async def _save_summary(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request, max_size=SUMMARY_BODY)
+        text = form.get("text")
+        if not isinstance(text, str):
+            raise Refused("staff_bad_form")
+        store = self.app.engine.store
+        await self._run(
+            summaries.edit, store, self._idea_id(request), text, member.actor, _stamp(_now())
+        )
+        raise self._back(form, "saved")
+
+    async def _approve_summary(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request)
+        store = self.app.engine.store
+        await self._run(
+            summaries.approve, store, self._idea_id(request), member.actor, _stamp(_now())
+        )
+        raise self._back(form, "approved_summary")
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        from mitreden.staff import forwarding
+
+        member, form = await self._actor(request)
+        engine = self.app.engine
+        result = await self._run(
+            forwarding.forward,
+            engine.store,
+            self.app.settings,
+            engine.taxonomy,
+            engine.catalogue,
+            self._idea_id(request),
+            member.actor,
+            _stamp(_now()),
+        )
+        await self.app.deliver_unsent()
+        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
+        raise self._back(form, "forwarded", notified=result.notified, mail=mail)
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        await self._viewer(request)
+        name = request.match_info["name"]
+        path = self.app.settings.forward_directory / name
+        if not FILE_NAME.match(name) or not path.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(
+            path, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+        )
+
+    # the audit log
+
+    async def _audit(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request)
+        query = request.query
+        actor, action, subject = (
+            query.get(k, "").strip()[:200] or None for k in ("actor", "action", "subject")
+        )
+        before = _int(query.get("before"))
+        entries = await self._read(
+            lambda: self._store.audit_entries(actor, action, subject, before, 101)
+        )
+        actions = await self._read(self._store.audit_actions)
+        context = self._context(
+            request,
+            member,
+            entries=entries[:100],
+            more=entries[99]["id"] if len(entries) > 100 else None,
+            actions=actions,
+            filters={"actor": actor or "", "action": action or "", "subject": subject or ""},
+        )
+        return self._render("audit.html", request, context)
+
+    # accounts (admins only)
+
+    async def _accounts(self, request: web.Request) -> web.Response:
+        member = await self._viewer(request, admin=True)
+        people = await self._read(self._store.staff_members)
+        context = self._context(request, member, people=people, roles=accounts.ROLES)
+        return self._render("accounts.html", request, context)
+
+    async def _add_account(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request, admin=True)
+        name, role, password = (form.get(k) for k in ("name", "role", "password"))
+        if not all(isinstance(v, str) for v in (name, role, password)):
+            raise Refused("staff_bad_form")
+        await self._run(
+            accounts.add,
+            self.app.engine.store,
+            name.strip(),
+            role,
+            password,
+            member.actor,
+            _stamp(_now()),
+        )
+        raise self._back(form, "account")
+
+    async def _change_account(self, request: web.Request) -> web.StreamResponse:
+        member, form = await self._actor(request, admin=True)
+        name, change = request.match_info["name"], form.get("change")
+        options: dict[str, Any] = {}
+        if change == "disable":
+            options["disabled"] = True
+        elif change == "enable":
+            options["disabled"] = False
+        elif change == "role" and form.get("role") in accounts.ROLES:
+            options["role"] = form.get("role")
+        else:
+            raise Refused("staff_bad_form")
+        await self._run(
+            accounts.change, self.app.engine.store, name, member.actor, _stamp(_now()), **options
+        )
+        raise self._back(form, "account")

@@ -1,0 +1,1 @@
+"""What moderators and admins do, whatever screen they do it from."""

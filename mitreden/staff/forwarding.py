@@ -1,0 +1,204 @@
+"""Forwarding an approved summary to the strategy team, and telling residents it went.
+
+Files are always written (Markdown, PDF, CSV, JSON, XLSX in `forward_dir`); the summary goes
+to the Matrix strategy room when one is configured (the Matrix channel sends what is queued
+in `dispatches`) and by e-mail when SMTP is configured. In the same transaction that marks
+the summary forwarded, every author of an idea in it who asked to hear back gets a notice
+in the outbox, in their own language and channel, once per summary; an author who said no,
+or erased their data, is not found and gets nothing.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mitreden.config import Settings
+from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.messages import Outbound, dump_outbound
+from mitreden.logs import describe
+from mitreden.nlp import findings
+from mitreden.nlp.clusters import NEW_TOPICS
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.staff import files, mail
+from mitreden.staff.summaries import APPROVED, FORWARDED, SummaryError
+from mitreden.store import Store
+
+log = logging.getLogger(__name__)
+# How much of the summary a resident's notice quotes; the rest is in the files.
+NOTICE_QUOTE = 1200
+
+
+@dataclass
+class Forwarding:
+    """What forwarding did: files written, whether mail went, how many residents were told."""
+
+    summary_id: int
+    paths: list[Path] = field(default_factory=list)
+    matrix: bool = False
+    mailed: bool | None = None  # None: no SMTP configured
+    mail_error: str | None = None
+    notified: int = 0
+
+
+def field_name(taxonomy: Taxonomy, catalogue: Catalogue, lane: str, language: str) -> str:
+    """An action field's name as a summary in `language` gives it."""
+    if lane == NEW_TOPICS:
+        return catalogue.text(language, "summary_new_topics")
+    try:
+        return taxonomy.get(lane).title(language)
+    except KeyError:
+        return lane
+
+
+def forwarded(
+    store: Store, taxonomy: Taxonomy, catalogue: Catalogue, summary: dict
+) -> files.Forwarded:
+    """An approved summary with its ideas, redacted, as the files need them."""
+    language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
+    ideas = []
+    for idea_id in summary["idea_ids"]:
+        idea = store.staff_idea(idea_id)
+        if idea is None or idea["review"] == "rejected":
+            continue
+        lane = idea["confirmed_field"] or idea["suggested_field"] or ""
+        cluster = store.cluster(idea["cluster_id"]) if idea["cluster_id"] else None
+        ideas.append(
+            files.ForwardedIdea(
+                id=idea["id"],
+                text=findings.for_others(idea, labels),
+                field=lane,
+                field_name=field_name(taxonomy, catalogue, lane, language) if lane else "",
+                created_at=idea["created_at"],
+                district=idea["district"],
+                age_band=idea["age_band"],
+                actor_group=idea["actor_group"],
+                language=idea["language"],
+                channel=idea["channel"],
+                supporters=idea["supporters"],
+                group=idea["cluster_id"],
+                group_label=cluster["custom_label"] if cluster else None,
+                review=idea["review"],
+            )
+        )
+    return files.Forwarded(
+        summary_id=summary["id"],
+        lane=summary["lane"],
+        field_name=field_name(taxonomy, catalogue, summary["lane"], language),
+        language=language,
+        markdown=summary["text"],
+        approved_by=summary["approved_by"] or "",
+        approved_at=summary["approved_at"] or "",
+        ideas=ideas,
+    )
+
+
+def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: str) -> Outbound:
+    """What a resident is told: which field, that it went to the strategy team, and the
+    summary's beginning."""
+    text = summary["text"]
+    if len(text) > NOTICE_QUOTE:
+        cut = text.rfind("\n\n", 0, NOTICE_QUOTE)
+        text = (
+            text[: cut if cut > 0 else NOTICE_QUOTE] + "\n\n" + catalogue.text(language, "loop_cut")
+        )
+    name = field_name(taxonomy, catalogue, summary["lane"], language)
+    return Outbound(catalogue.text(language, "loop_notice", field=name, summary=text))
+
+
+def forward(
+    store: Store,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    catalogue: Catalogue,
+    summary_id: int,
+    actor: str,
+    now: str,
+) -> Forwarding:
+    """Forward an approved summary: files, Matrix, residents' notices, then e-mail.
+
+    Runs in the engine's thread (it writes). E-mail is sent last and outside the
+    transaction: a mail server that is down leaves the summary forwarded (files written,
+    residents told) with the failure audited, and `resend_mail` tries again."""
+    summary = store.summary(summary_id)
+    if summary is None:
+        raise SummaryError(f"there is no summary {summary_id}")
+    if summary["state"] != APPROVED:
+        raise SummaryError(f"summary {summary_id} is not approved")
+    result = Forwarding(summary_id)
+    content = forwarded(store, taxonomy, catalogue, summary)
+    result.paths = files.write(content, settings.forward_directory)
+    with store.transaction():
+        store.update_summary(summary_id, state=FORWARDED, forwarded_at=now, updated_at=now)
+        if settings.matrix_strategy_room:
+            dispatch = store.add_dispatch(summary["lane"], summary["language"], actor, now)
+            store.link_dispatch(dispatch, summary_id)
+            result.matrix = True
+        for person in store.to_notify(summary["idea_ids"], summary_id):
+            message = notice(catalogue, taxonomy, summary, person["language"])
+            store.post(
+                person["channel"],
+                person["address"],
+                dump_outbound(message),
+                now,
+                participant_id=person["participant_id"],
+            )
+            store.add_notified(summary_id, person["participant_id"], now)
+            result.notified += 1
+        store.audit(
+            now,
+            actor,
+            "summary.forwarded",
+            f"summary:{summary_id}",
+            lane=summary["lane"],
+            files=[p.name for p in result.paths],
+            matrix=result.matrix,
+            notified=result.notified,
+        )
+    send_mail(store, settings, content, actor, now, result)
+    return result
+
+
+def send_mail(
+    store: Store,
+    settings: Settings,
+    content: files.Forwarded,
+    actor: str,
+    now: str,
+    result: Forwarding,
+) -> None:
+    smtp = settings.smtp()
+    if smtp is None:
+        return
+    subject = f"{content.field_name} ({content.summary_id})"
+    try:
+        mail.send(smtp, subject, content.markdown, files.render(content))
+        result.mailed = True
+    except mail.MailError as err:
+        result.mailed, result.mail_error = False, str(err)
+        log.warning("forwarding by e-mail failed: %s", describe(err))
+    with store.transaction():
+        store.audit(
+            now,
+            actor,
+            "summary.mailed" if result.mailed else "summary.mail_failed",
+            f"summary:{content.summary_id}",
+            recipients=len(smtp.recipients),
+        )
+
+
+def resend_mail(
+    store: Store,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    catalogue: Catalogue,
+    summary_id: int,
+    actor: str,
+    now: str,
+) -> Forwarding:
+    """Send a forwarded summary's e-mail again (after the mail server failed)."""
+    summary = store.summary(summary_id)
+    if summary is None or summary["state"] != FORWARDED:
+        raise SummaryError(f"summary {summary_id} was not forwarded")
+    result = Forwarding(summary_id)
+    send_mail(store, settings, forwarded(store, taxonomy, catalogue, summary), actor, now, result)
+    return result

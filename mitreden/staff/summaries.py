@@ -1,0 +1,76 @@
+"""Summaries moderators edit and approve before anything is forwarded.
+
+A draft is built from the groups as they are now (the same Markdown `mitreden summary`
+writes) together with the ids of the ideas it speaks for. Moderators edit its text; the
+approved version is what is forwarded, word for word. A forwarded summary is never changed:
+a new draft is made instead.
+"""
+
+from typing import Any
+
+from mitreden import reports
+from mitreden.flows.catalogue import Catalogue
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.store import Store
+
+DRAFT, APPROVED, FORWARDED = "draft", "approved", "forwarded"
+MAX_TEXT = 200_000
+
+
+class SummaryError(ValueError):
+    """A summary cannot be changed as asked; the message says why in one line."""
+
+
+def draft(
+    store: Store,
+    taxonomy: Taxonomy,
+    catalogue: Catalogue,
+    lane: str,
+    language: str,
+    actor: str,
+    now: str,
+) -> int:
+    """A new draft for one action field (or new topics) from the current groups."""
+    if lane not in reports.lanes(taxonomy):
+        raise SummaryError(f"there is no action field {lane!r}")
+    fields = reports.summaries(store, taxonomy, catalogue, language, lane)
+    text = reports.to_markdown(fields, catalogue, language)
+    with store.transaction():
+        summary_id = store.add_summary(lane, language, text, store.lane_idea_ids(lane), actor, now)
+        store.audit(now, actor, "summary.drafted", f"summary:{summary_id}", lane=lane)
+    return summary_id
+
+
+def _open(store: Store, summary_id: int) -> dict[str, Any]:
+    summary = store.summary(summary_id)
+    if summary is None:
+        raise SummaryError(f"there is no summary {summary_id}")
+    if summary["state"] == FORWARDED:
+        raise SummaryError(f"summary {summary_id} was forwarded; make a new draft")
+    return summary
+
+
+def edit(store: Store, summary_id: int, text: str, actor: str, now: str) -> None:
+    """Save a moderator's text. An approved summary that is edited is a draft again."""
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise SummaryError("a summary cannot be empty")
+    if len(text) > MAX_TEXT:
+        raise SummaryError(f"a summary has at most {MAX_TEXT} characters")
+    with store.transaction():
+        summary = _open(store, summary_id)
+        if summary["text"] == text:
+            return
+        store.update_summary(summary_id, text=text, state=DRAFT, updated_at=now)
+        store.audit(now, actor, "summary.edited", f"summary:{summary_id}", was=summary["state"])
+
+
+def approve(store: Store, summary_id: int, actor: str, now: str) -> None:
+    with store.transaction():
+        summary = _open(store, summary_id)
+        if summary["state"] == APPROVED:
+            return
+        store.update_summary(
+            summary_id, state=APPROVED, approved_by=actor, approved_at=now, updated_at=now
+        )
+        store.audit(now, actor, "summary.approved", f"summary:{summary_id}")
