@@ -144,6 +144,7 @@ class Dashboard:
         post("/groups/{id}/merge", self._merge)
         post("/groups/{id}/unmerge", self._unmerge)
         get("/map.svg", self._map)
+        get("/counts.svg", self._counts)
         get("/summaries", self._summaries)
         post("/summaries", self._draft)
         get("/summaries/{id}", self._summary)
@@ -592,6 +593,26 @@ class Dashboard:
         await self._viewer(request)
         svg = await self._read(self._map_svg)
         return web.Response(body=svg.encode(), content_type="image/svg+xml")
+
+    async def _counts(self, request: web.Request) -> web.Response:
+        await self._viewer(request)
+        svg = await self._read(self._counts_svg)
+        return web.Response(body=svg.encode(), content_type="image/svg+xml")
+
+    def _counts_svg(self) -> str:
+        """Ideas per week, stacked by lane."""
+        from mitreden.staff import ideamap
+
+        names = dict(self.lanes)
+        rows = [
+            (at, lane if lane in names else NEW_TOPICS) for at, lane in self._store.created_lanes()
+        ]
+        return ideamap.counts_chart(
+            ideamap.weekly_counts(rows),
+            list(names.items()),
+            self.t("staff_counts_title"),
+            self.tn("staff_counts_description", len(rows)),
+        )
 
     def _map_svg(self) -> str:
         """Every idea (a sample of a large number) as a point, coloured by its lane."""

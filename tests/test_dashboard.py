@@ -386,8 +386,10 @@ async def test_groups_rename_merge_move_and_the_map(app, signed_in):
     await moderator.post(f"/staff/ideas/{ideas[0]}/move", {"to": f"new:{FIELD}"})
     [(moved_to,)] = rows(app, "SELECT cluster_id FROM cluster_members WHERE idea_id = ?", ideas[0])
     assert moved_to not in (one, two)
-    status, svg = await moderator.get("/staff/map.svg")
-    assert (status == 200 and svg.startswith("<svg")) or "<svg" in svg[:200]
+    for picture in ("map", "counts"):
+        status, svg = await moderator.get(f"/staff/{picture}.svg")
+        assert status == 200 and "<svg" in svg[:300], picture
+        assert "<script" not in svg and "<b>" not in svg
 
 
 async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_in):
