@@ -189,8 +189,7 @@ class Dashboard:
         now = _now()
         member = await self._read(accounts.session, self._store, token, now)
         if member is not None:
-            row = await self._read(self._store.session, member.token_hash)
-            seen = datetime.fromisoformat(row["seen_at"]) if row else now
+            seen = datetime.fromisoformat(member.seen_at) if member.seen_at else now
             if (now - seen).total_seconds() > TOUCH_SECONDS:
                 await self.app.in_engine(self._touch, member.token_hash, _stamp(now))
         return member
@@ -402,15 +401,16 @@ class Dashboard:
         )
         return self._render("idea.html", request, context)
 
-    def _idea_id(self, request: web.Request) -> int:
-        idea_id = _int(request.match_info["id"])
-        if idea_id is None:
+    def _number(self, request: web.Request) -> int:
+        """The idea, group or summary number in the path."""
+        number = _int(request.match_info["id"])
+        if number is None:
             raise web.HTTPNotFound()
-        return idea_id
+        return number
 
     async def _decide(self, request: web.Request) -> web.StreamResponse:
         member, form = await self._actor(request)
-        idea_id, state = self._idea_id(request), form.get("state")
+        idea_id, state = self._number(request), form.get("state")
         if state not in review.AUDITED_AS:
             raise Refused("staff_bad_form")
         reason = form.get("reason") or None
@@ -427,7 +427,7 @@ class Dashboard:
     async def _undo(self, request: web.Request) -> web.StreamResponse:
         member, form = await self._actor(request)
         store, now = self.app.engine.store, _stamp(_now())
-        await self._run(review.undo, store, self._idea_id(request), member.actor, now)
+        await self._run(review.undo, store, self._number(request), member.actor, now)
         raise self._back(form, "undone")
 
     async def _field(self, request: web.Request) -> web.StreamResponse:
@@ -441,7 +441,7 @@ class Dashboard:
             engine.store,
             engine.taxonomy,
             engine.nlp,
-            self._idea_id(request),
+            self._number(request),
             field,
             member.actor,
             _stamp(_now()),
@@ -455,7 +455,7 @@ class Dashboard:
         )
         if of is None:
             raise Refused("staff_bad_form")
-        store, idea_id = self.app.engine.store, self._idea_id(request)
+        store, idea_id = self.app.engine.store, self._number(request)
         await self._run(review.mark_duplicate, store, idea_id, of, member.actor, _stamp(_now()))
         raise self._back(form, "duplicate", undo=idea_id)
 
@@ -469,7 +469,7 @@ class Dashboard:
             review.split,
             engine.store,
             engine.nlp,
-            self._idea_id(request),
+            self._number(request),
             parts.splitlines()[:20],
             member.actor,
             _stamp(_now()),
@@ -481,7 +481,7 @@ class Dashboard:
         reason = form.get("reason")
         if not isinstance(reason, str):
             raise Refused("staff_bad_form")
-        idea_id = self._idea_id(request)
+        idea_id = self._number(request)
         raw = await self._run(
             review.reveal, self.app.engine.store, idea_id, member.actor, reason, _stamp(_now())
         )
@@ -518,7 +518,7 @@ class Dashboard:
 
     async def _group(self, request: web.Request) -> web.Response:
         member = await self._viewer(request)
-        cluster_id = self._idea_id(request)
+        cluster_id = self._number(request)
         cluster = await self._read(self._store.cluster, cluster_id)
         if cluster is None:
             raise web.HTTPNotFound()
@@ -546,7 +546,7 @@ class Dashboard:
             raise Refused("staff_bad_form")
         store = self.app.engine.store
         await self._run(
-            groups.rename, store, self._idea_id(request), label, member.actor, _stamp(_now())
+            groups.rename, store, self._number(request), label, member.actor, _stamp(_now())
         )
         raise self._back(form, "renamed")
 
@@ -557,14 +557,14 @@ class Dashboard:
             raise Refused("staff_bad_form")
         store = self.app.engine.store
         await self._run(
-            groups.merge, store, self._idea_id(request), target, member.actor, _stamp(_now())
+            groups.merge, store, self._number(request), target, member.actor, _stamp(_now())
         )
         raise self._back(form, "merged")
 
     async def _unmerge(self, request: web.Request) -> web.StreamResponse:
         member, form = await self._actor(request)
         store = self.app.engine.store
-        await self._run(groups.unmerge, store, self._idea_id(request), member.actor, _stamp(_now()))
+        await self._run(groups.unmerge, store, self._number(request), member.actor, _stamp(_now()))
         raise self._back(form, "unmerged")
 
     async def _move(self, request: web.Request) -> web.StreamResponse:
@@ -581,7 +581,7 @@ class Dashboard:
             engine.store,
             engine.taxonomy,
             engine.nlp,
-            self._idea_id(request),
+            self._number(request),
             target,
             member.actor,
             _stamp(_now()),
@@ -666,7 +666,7 @@ class Dashboard:
 
     async def _summary(self, request: web.Request) -> web.Response:
         member = await self._viewer(request)
-        summary = await self._read(self._store.summary, self._idea_id(request))
+        summary = await self._read(self._store.summary, self._number(request))
         if summary is None:
             raise web.HTTPNotFound()
         context = self._context(
@@ -694,7 +694,7 @@ class Dashboard:
             raise Refused("staff_bad_form")
         store = self.app.engine.store
         await self._run(
-            summaries.edit, store, self._idea_id(request), text, member.actor, _stamp(_now())
+            summaries.edit, store, self._number(request), text, member.actor, _stamp(_now())
         )
         raise self._back(form, "saved")
 
@@ -702,7 +702,7 @@ class Dashboard:
         member, form = await self._actor(request)
         store = self.app.engine.store
         await self._run(
-            summaries.approve, store, self._idea_id(request), member.actor, _stamp(_now())
+            summaries.approve, store, self._number(request), member.actor, _stamp(_now())
         )
         raise self._back(form, "approved_summary")
 
@@ -717,7 +717,7 @@ class Dashboard:
             self.app.settings,
             engine.taxonomy,
             engine.catalogue,
-            self._idea_id(request),
+            self._number(request),
             member.actor,
             _stamp(_now()),
         )

@@ -279,6 +279,8 @@ class MatrixChannel:
         # Events that could not be decrypted yet: event id -> (event, when first seen).
         self._unreadable: dict[str, tuple[MegolmEvent, float]] = {}
         self._outgoing: dict[str, list[Parcel | dict[str, Any]]] = {}
+        # Outbox ids queued or being sent: a reply is queued once, however it was found.
+        self._queued: set[int] = set()
         self.failure = Failure()
         self._stopping = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
@@ -515,12 +517,36 @@ class MatrixChannel:
 
     def queue(self, room_id: str, message: Parcel | dict[str, Any]) -> None:
         """Send after the batch is handled; a room's messages keep their order. A parcel is a
-        reply from the engine's outbox; a dict is a message the staff rooms make."""
+        reply from the engine's outbox (one already queued is not queued again); a dict is a
+        message the staff rooms make."""
+        if isinstance(message, Parcel):
+            if message.id in self._queued:
+                return
+            self._queued.add(message.id)
         self._outgoing.setdefault(room_id, []).append(message)
 
+    async def deliver_unsent(self) -> None:
+        """Send what the engine's outbox holds for Matrix and is not queued here: messages
+        written outside a resident's step (a forwarded summary's notices) go out now rather
+        than at the next start. Returns once they are sent."""
+        for parcel in await self.in_engine(self.engine.unsent, CHANNEL):
+            self.queue(parcel.address or "", parcel)
+        await self._flush()
+
     async def _flush(self) -> None:
+        """Send everything queued, each room's in order. Every room is finished before an
+        error is raised, so a parcel leaves `_queued` only once it is no longer being sent
+        (and one left unsent can be queued again)."""
         outgoing, self._outgoing = self._outgoing, {}
-        await asyncio.gather(*(self._send_all(room, items) for room, items in outgoing.items()))
+        results = await asyncio.gather(
+            *(self._send_all(room, items) for room, items in outgoing.items()),
+            return_exceptions=True,
+        )
+        for items in outgoing.values():
+            self._queued.difference_update(i.id for i in items if isinstance(i, Parcel))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _send_all(self, room_id: str, items: list[Parcel | dict[str, Any]]) -> None:
         for item in items:

@@ -2,7 +2,8 @@
 
 Both are ordinary (often encrypted) rooms the bot is invited to; `MatrixChannel` carries their
 events here and sends what they queue. What a decision means and how it is audited lives in
-`mitreden.moderation`, shared with every other screen a moderator may use.
+`mitreden.staff.review`, shared with every other screen a moderator may use; decisions made on
+another screen are shown in the moderator room by following the audit log.
 """
 
 import logging
@@ -12,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from nio import ErrorResponse, MatrixRoom, ReactionEvent, RoomMessageText, RoomRedactResponse
 
-from mitreden import moderation, reports
+from mitreden import reports
 from mitreden.bot import ChannelError
 from mitreden.flows.messages import Attachment
 from mitreden.jobs import now
+from mitreden.staff import files, forwarding
+from mitreden.staff import review as moderation
 
 if TYPE_CHECKING:
     from mitreden.bot.matrix import MatrixChannel
@@ -27,6 +30,18 @@ CREATORS_RANK_FROM = 12
 # A forwarded summary is shown in full up to this many characters and attached whole: a Matrix
 # event holds at most 64 KiB, and the body is sent twice (plain and HTML), encrypted, base64.
 SHOWN_CHARACTERS = 12_000
+# Where the moderator room is in the audit log: the id of the last entry it looked at.
+AUDIT_CURSOR = "matrix-audit"
+# Decisions the moderator room is told of when they were made on another screen, and how.
+DECIDED_ELSEWHERE = {
+    "idea.approved": "review_approved",
+    "idea.rejected": "review_rejected",
+    "idea.reopened": "review_reopened",
+    "idea.undone": "review_undone",
+    "idea.split": "review_split",
+}
+# The screens an actor of the audit log may have decided on ("staff:anna"), by its prefix.
+SCREENS = {"staff": "review_from_dashboard", "cli": "review_from_command_line"}
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +142,12 @@ class ModeratorRoom(StaffRoom):
         )
 
     async def catch_up(self) -> None:
-        """Post new pending ideas; take back posts of ideas whose authors erased them."""
+        """Tell of decisions made elsewhere; post new pending ideas; take back posts of ideas
+        whose authors erased them. An idea decided elsewhere before it was posted is no
+        longer waiting, and is not posted."""
         if self.room_id is None:
             return
+        await self.follow_decisions()
         store, engine = self.channel.engine.store, self.channel.engine
         for idea in await self.channel.in_engine(store.unposted_reviews, CHANNEL):
             text = moderation.review_post(idea, engine.catalogue, engine.taxonomy, self.language)
@@ -146,6 +164,63 @@ class ModeratorRoom(StaffRoom):
                     getattr(taken, "status_code", None) or type(taken).__name__,
                 )
             await self.channel.in_engine(self._forget, key)
+
+    async def follow_decisions(self) -> None:
+        """Decisions on ideas made on another screen (the dashboard, the command line), each
+        told once as a reply to the idea's post.
+
+        The audit log is followed from a cursor in the database, saved after each entry, so a
+        restart neither skips nor repeats one; a send cut off by a crash before its entry was
+        saved goes again with the same transaction id, which the homeserver takes as the
+        first. A send that fails is tried again at the next catch-up, before anything later.
+        A room followed for the first time starts at the log's end: history is not told."""
+        store = self.channel.engine.store
+        cursor = await self.channel.in_engine(store.cursor, AUDIT_CURSOR)
+        if cursor is None:
+            last = await self.channel.in_engine(store.last_audit_id)
+            await self.channel.in_engine(self._followed, last)
+            return
+        after = int(cursor)
+        while entries := await self.channel.in_engine(
+            store.audit_after, after, tuple(DECIDED_ELSEWHERE)
+        ):
+            for entry in entries:
+                if not await self._tell(entry):
+                    return
+                after = entry["id"]
+                await self.channel.in_engine(self._followed, after)
+
+    async def _tell(self, entry: dict[str, Any]) -> bool:
+        """Tell one decision from the audit log, unless it was made here (the room was
+        answered then) or its idea was never posted here; False if sending it failed."""
+        actor, subject = entry["actor"], entry["subject"]
+        if actor.startswith(f"{CHANNEL}:") or not subject.startswith("idea:"):
+            return True
+        idea_id = int(subject.removeprefix("idea:"))
+        post = await self.channel.in_engine(
+            self.channel.engine.store.review_post_of, CHANNEL, idea_id
+        )
+        if post is None:
+            return True
+        params: dict[str, object] = {"id": idea_id, "who": self._who(actor)}
+        if entry["action"] == "idea.split":
+            params["ids"] = ", ".join(str(i) for i in entry["detail"].get("into", []))
+        text = self.text(DECIDED_ELSEWHERE[entry["action"]], **params)
+        tx_id = f"mitreden-audit-{entry['id']}"
+        return (
+            await self.channel.send(self.room_id or "", self.notice(text, post), tx_id) is not None
+        )
+
+    def _who(self, actor: str) -> str:
+        """Who decided, as the room reads it: "Dashboard: anna" for `staff:anna`."""
+        screen, _, name = actor.partition(":")
+        key = SCREENS.get(screen)
+        return self.text(key, name=name) if key else name or actor
+
+    def _followed(self, audit_id: int) -> None:
+        store = self.channel.engine.store
+        with store.transaction():
+            store.set_cursor(AUDIT_CURSOR, str(audit_id), now())
 
     def _posted(self, event_id: str, idea_id: int) -> None:
         store = self.channel.engine.store
@@ -200,8 +275,10 @@ class ModeratorRoom(StaffRoom):
 
 
 class StrategyRoom(StaffRoom):
-    """Summaries someone asked to forward (`mitreden forward`) arrive here as a formatted
-    message with the Markdown and CSV files attached."""
+    """Summaries forwarded to the strategy team arrive here as a formatted message with files
+    attached: one that moderators approved (forwarded from the dashboard) word for word with
+    every file it is forwarded as, or one `mitreden forward` asked for, built from the groups
+    as they are when it is sent, with its Markdown and CSV."""
 
     purpose = "strategy room"
 
@@ -213,18 +290,18 @@ class StrategyRoom(StaffRoom):
             await self.forward(dispatch)
 
     async def forward(self, dispatch: dict[str, Any]) -> None:
-        engine = self.channel.engine
-        language, field = dispatch["language"], dispatch["field"]
-        fields = await self.channel.in_engine(
-            reports.summaries, engine.store, engine.taxonomy, engine.catalogue, language, field
-        )
-        markdown = reports.to_markdown(fields, engine.catalogue, language)
+        if dispatch.get("summary_id") is not None:
+            made = await self.channel.in_engine(self._approved, dispatch["summary_id"])
+        else:
+            made = await self.channel.in_engine(self._fresh, dispatch)
+        language, markdown, attachments, files_key = made
+        catalogue = self.channel.engine.catalogue
         shown = markdown
         if len(shown) > SHOWN_CHARACTERS:
             cut = shown.rfind("\n\n", 0, SHOWN_CHARACTERS)
             shown = shown[: cut if cut > 0 else SHOWN_CHARACTERS]
-            shown += "\n\n" + engine.catalogue.text(language, "forward_cut")
-        shown += "\n\n" + engine.catalogue.text(language, "forward_files")
+            shown += "\n\n" + catalogue.text(language, "forward_cut")
+        shown += "\n\n" + catalogue.text(language, files_key)
         content = {
             "msgtype": "m.text",
             "body": shown,
@@ -233,23 +310,54 @@ class StrategyRoom(StaffRoom):
         }
         event_id = await self.channel.send(self.room_id, content)
         if event_id is not None:
-            name = engine.catalogue.text(language, "forward_file_name")
-            stem = "-".join(filter(None, [name, field, datetime.now(UTC).date().isoformat()]))
-            files = [
-                Attachment(f"{stem}.md", "text/markdown", markdown.encode("utf-8")),
-                Attachment(f"{stem}.csv", "text/csv", reports.to_csv(fields).encode("utf-8")),
-            ]
-            for attachment in files:
+            for attachment in attachments:
                 await self.channel.send_file(self.room_id, attachment)
         await self.channel.in_engine(self._done, dispatch, event_id)
 
+    def _approved(self, summary_id: int) -> tuple[str, str, list[Attachment], str]:
+        """An approved summary's text and files, as the dashboard forwarded it."""
+        engine = self.channel.engine
+        summary = engine.store.summary(summary_id)
+        content = forwarding.forwarded(engine.store, engine.taxonomy, engine.catalogue, summary)
+        attachments = [
+            Attachment(name, mimetype, data)
+            for name, (mimetype, data) in files.render(content).items()
+        ]
+        return summary["language"], summary["text"], attachments, "forward_files_approved"
+
+    def _fresh(self, dispatch: dict[str, Any]) -> tuple[str, str, list[Attachment], str]:
+        """A summary of the groups as they are now, with its Markdown and CSV."""
+        engine = self.channel.engine
+        language, field = dispatch["language"], dispatch["field"]
+        fields = reports.summaries(engine.store, engine.taxonomy, engine.catalogue, language, field)
+        markdown = reports.to_markdown(fields, engine.catalogue, language)
+        name = engine.catalogue.text(language, "forward_file_name")
+        stem = "-".join(filter(None, [name, field, datetime.now(UTC).date().isoformat()]))
+        attachments = [
+            Attachment(f"{stem}.md", "text/markdown", markdown.encode("utf-8")),
+            Attachment(f"{stem}.csv", "text/csv", reports.to_csv(fields).encode("utf-8")),
+        ]
+        return language, markdown, attachments, "forward_files"
+
     def _done(self, dispatch: dict[str, Any], event_id: str | None) -> None:
+        """Record the dispatch as sent or failed. A summary from the dashboard was audited as
+        forwarded when it was; that it reached the room is audited on its own."""
         store = self.channel.engine.store
         with store.transaction():
             if event_id is None:
                 store.finish_dispatch(dispatch["id"], now(), error="sending failed; see the log")
                 return
             store.finish_dispatch(dispatch["id"], now(), message_key=event_id)
+            if dispatch.get("summary_id") is not None:
+                store.audit(
+                    now(),
+                    dispatch["requested_by"],
+                    "summary.posted",
+                    f"summary:{dispatch['summary_id']}",
+                    dispatch=dispatch["id"],
+                    room=self.room_id,
+                )
+                return
             store.audit(
                 now(),
                 dispatch["requested_by"],

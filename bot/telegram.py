@@ -150,14 +150,20 @@ class Outbox:
     Telegram lets a bot post 20 messages a minute into a group. While a busy workshop waits
     for that, updates are still handled one after another and everyone else is answered at
     once; only that group's own messages queue up. A reply that cannot be sent because
-    Telegram is unreachable stays queued (and in the engine's outbox) and is tried again."""
+    Telegram is unreachable stays queued (and in the engine's outbox) and is tried again.
+    A reply waiting or being sent here is not queued a second time, whoever finds it in the
+    engine's outbox."""
 
     def __init__(self, send: Callable[[Parcel], Awaitable[None]]) -> None:
         self._send = send
         self._queues: dict[str, asyncio.Queue[Parcel]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ids: set[int] = set()
 
     def put(self, parcel: Parcel) -> None:
+        if parcel.id in self._ids:
+            return
+        self._ids.add(parcel.id)
         chat = parcel.address or ""
         if chat not in self._queues:
             self._queues[chat] = asyncio.Queue()
@@ -167,7 +173,11 @@ class Outbox:
     async def _drain(self, chat: str) -> None:
         queue = self._queues[chat]
         while not queue.empty():
-            await self._send(queue.get_nowait())
+            parcel = queue.get_nowait()
+            try:
+                await self._send(parcel)
+            finally:
+                self._ids.discard(parcel.id)
         # Nothing was awaited since the queue was found empty, so nothing can be left behind.
         del self._queues[chat], self._tasks[chat]
 
@@ -186,6 +196,7 @@ class Outbox:
                 await asyncio.gather(*pending, return_exceptions=True)
                 self._queues.clear()
                 self._tasks.clear()
+                self._ids.clear()
 
 
 def media_kind(message: Message) -> str:
@@ -427,6 +438,13 @@ class TelegramChannel:
         await self._in_engine(
             self.engine.poll_posted, poll.ref, message.poll.id, str(message.message_id)
         )
+
+    async def deliver_unsent(self) -> None:
+        """Queue what the engine's outbox holds for Telegram and is not queued yet: messages
+        written outside a resident's step (a forwarded summary's notices) go out now rather
+        than at the next start. Returns once they are queued; each chat's queue sends them."""
+        for parcel in await self._in_engine(self.engine.unsent, CHANNEL):
+            self.outbox.put(parcel)
 
     # updates
 

@@ -238,14 +238,19 @@ class WebChannel:
             response = await self._notice(request, "web_not_found", status=404)
         except web.HTTPMethodNotAllowed as err:
             response = web.Response(status=405, text="405", headers={"Allow": err.headers["Allow"]})
-        except web.HTTPException as err:
-            response = err
+        except web.HTTPException as err:  # a redirect: raised on, as aiohttp wants
+            self._secure(request, err)
+            raise
         except Exception as err:
             down = unavailable(err)
             if down is not None:
                 self.failure.report(down)
             log.error("web request failed: %s", describe(err))
             response = await self._notice(request, "sorry_failed", status=500)
+        self._secure(request, response)
+        return response
+
+    def _secure(self, request: web.Request, response: web.StreamResponse) -> None:
         response.headers.update(HEADERS)
         if self._visitor_secure(request):
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
@@ -253,7 +258,6 @@ class WebChannel:
             response.headers["Cache-Control"] = "public, max-age=86400"
         else:
             response.headers["Cache-Control"] = "no-store"
-        return response
 
     def client(self, request: web.Request) -> tuple[str, bool]:
         """The client's address and whether it came over TLS, believing X-Forwarded-* only
@@ -533,6 +537,11 @@ class WebChannel:
         side = "file" if message.attachment is not None else "bot"
         self.engine.store.add_web_line(address, now, side, dump_outbound(message))
         self.engine.store.sent(parcel.id, 1, done=True)
+
+    async def deliver_unsent(self) -> None:
+        """Messages written outside a step of the resident (a forwarded summary's notice):
+        onto their pages, seen at the next visit."""
+        await self.app.in_engine(self._deliver_unsent)
 
     def _deliver_unsent(self) -> None:
         """Replies left in the outbox by a crash: onto their pages now."""

@@ -38,6 +38,8 @@ class Channel(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def deliver_unsent(self) -> None: ...
+
 
 def warm_word_lists() -> None:
     """Load the word lists of redaction and abuse signals (about 2 s together) beside the
@@ -206,6 +208,14 @@ class App:
             raise
         log.info("running %d channel(s); stop with Ctrl-C", len(self._started))
         self.started.set()
+
+    async def deliver_unsent(self) -> None:
+        """Have every running channel send what the engine's outbox holds for it: messages
+        written outside a resident's step, such as the notices of a forwarded summary. The web
+        chat's go onto their pages and Matrix's are sent before this returns; Telegram's are
+        queued and go out from its per-chat queues."""
+        for channel in list(self._started):
+            await channel.deliver_unsent()
 
     def _load(self) -> None:
         load_nlp(self.engine, self._embedder)

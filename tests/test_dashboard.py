@@ -302,6 +302,9 @@ async def test_session_cookie_is_strict_and_httponly(app, browsers):
         cookie = response.cookies["mitreden_staff"]
         assert cookie["httponly"] and cookie["samesite"] == "Strict"
         assert cookie["path"] == "/staff/"
+        # the web app's guard covers the dashboard too
+        assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
     token = cookie.value
     assert not rows(app, "SELECT * FROM staff_sessions WHERE token_hash = ?", token)
 

@@ -49,6 +49,7 @@ class Member:
     name: str
     role: str
     token_hash: str
+    seen_at: str = ""
 
     @property
     def actor(self) -> str:
@@ -161,7 +162,7 @@ def session(store: Store, token: str, now: datetime) -> Member | None:
         or now - created > timedelta(hours=SESSION_HOURS)
     ):
         return None
-    return Member(row["staff_id"], row["name"], row["role"], row["token_hash"])
+    return Member(row["staff_id"], row["name"], row["role"], row["token_hash"], row["seen_at"])
 
 
 def close_session(store: Store, member: Member, now: str, everywhere: bool = False) -> None:
