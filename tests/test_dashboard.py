@@ -474,3 +474,39 @@ async def test_admin_adds_and_disables_accounts(app, signed_in, browsers):
     assert 'action="/staff/login"' in body
     status, _, _ = await browsers().login("mod")
     assert status == 403
+
+
+async def test_an_erasure_takes_the_words_out_of_unforwarded_summaries(app, signed_in):
+    words = "Wasserpumpe am Kollwitzplatz mit Schaukeln"
+    a_group(app, seed(app, [words, "Mehr Bänke im Park"]))
+    moderator = await signed_in("mod")
+    _, _, path = await moderator.post("/staff/summaries", {"field": FIELD})
+    summary = int(path.rsplit("/", 1)[1])
+    assert "Wasserpumpe" in rows(app, "SELECT text FROM summaries")[0][0]
+    store = app.engine.store
+
+    def erase() -> None:
+        with store.transaction():
+            store.erase_participant("web:p0")
+        store.checkpoint()
+
+    await app.in_engine(erase)
+    assert rows(app, "SELECT id FROM summaries WHERE id = ?", summary) == []
+    db = app.settings.db
+    for name in (db.name, f"{db.name}-wal"):
+        assert b"Wasserpumpe" not in (db.parent / name).read_bytes(), name
+    status, _ = await moderator.get(f"/staff/summaries/{summary}")
+    assert status == 404
+
+
+async def test_logs_hold_no_password_name_or_resident_words(app, signed_in, browsers, caplog):
+    caplog.set_level("DEBUG")
+    [idea] = seed(app, ["Ruf Erika Mustermann an: 0171 2345678"])
+    await browsers().login("boss", "wrong password!!")
+    admin = await signed_in("boss")
+    await admin.post(f"/staff/ideas/{idea}/reveal", {"reason": "Anfrage der Polizei"})
+    await admin.post(f"/staff/ideas/{idea}/decide", {"state": "rejected", "reason": "spam"})
+    await admin.post("/staff/summaries", {"field": FIELD})
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (PASSWORD, "wrong password", "boss", "Mustermann", "0171", "Polizei"):
+        assert secret not in logged, secret
