@@ -684,7 +684,7 @@ class Dashboard:
             return []
         marker = f"-{summary_id}-"
         return sorted(
-            p.name for p in folder.iterdir() if marker in p.name and FILE_NAME.match(p.name)
+            p.name for p in folder.iterdir() if marker in p.name and FILE_NAME.fullmatch(p.name)
         )
 
     async def _save_summary(self, request: web.Request) -> web.StreamResponse:
@@ -729,7 +729,7 @@ class Dashboard:
         await self._viewer(request)
         name = request.match_info["name"]
         path = self.app.settings.forward_directory / name
-        if not FILE_NAME.match(name) or not path.is_file():
+        if not FILE_NAME.fullmatch(name) or not path.is_file():
             raise web.HTTPNotFound()
         return web.FileResponse(
             path, headers={"Content-Disposition": f'attachment; filename="{name}"'}

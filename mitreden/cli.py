@@ -1,5 +1,6 @@
 """The `mitreden` command: chat in the terminal, run the channels, list and export ideas,
-group and summarise them, and evaluate suggestion and grouping on labelled data."""
+group and summarise them, review, approve and forward them as staff do on the dashboard,
+and evaluate suggestion and grouping on labelled data."""
 
 import argparse
 import asyncio
@@ -9,7 +10,11 @@ import os
 import re
 import sqlite3
 import sys
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mitreden.bot import ChannelError
 from mitreden.config import ConfigError, Settings, load_settings
@@ -23,6 +28,9 @@ from mitreden.nlp.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
 from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store, StoreError
 from mitreden.store.store import unavailable
+
+if TYPE_CHECKING:  # imported by the command that forwards, not by every command
+    from mitreden.staff.forwarding import Forwarding
 
 EXPECTED = (
     ChannelError,
@@ -52,14 +60,27 @@ IDEA_COLUMNS = [
     "notify",
     "supporters",
 ]
+# SQLite's largest integer: a bigger id would overflow, not just find nothing.
+MAX_ID = 2**63 - 1
+# Review states an idea may be listed by (see mitreden.staff.review).
+REVIEW_STATES = ["pending", "held", "approved", "rejected"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mitreden", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="TOML config file (or MITREDEN_CONFIG)")
-    common.add_argument("--db", help="SQLite database file (or MITREDEN_DB)")
+    config_help, db_help = (
+        "TOML config file (or MITREDEN_CONFIG)",
+        "SQLite database file (or MITREDEN_DB)",
+    )
+    common.add_argument("--config", type=Path, help=config_help)
+    common.add_argument("--db", help=db_help)
+    # The same for the actions of a command (`staff add`), before or after the action: given
+    # no default, so that the action's parse does not overwrite what came before it.
+    inner = argparse.ArgumentParser(add_help=False)
+    inner.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
+    inner.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", parents=[common], help="chat with the bot in this terminal")
     chat.add_argument("--user", default="terminal-user", help="the simulated participant")
@@ -101,16 +122,43 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--field", help="only this action field (its id, or new-topics)")
     summary.add_argument("--format", choices=["md", "csv", "json"], default="md")
     summary.add_argument("--language", choices=list(LANGUAGES), default="de")
+    summary_work = summary.add_subparsers(
+        dest="action", metavar="{draft,approve}", help="summaries moderators approve (audited)"
+    )
+    draft = summary_work.add_parser(
+        "draft", parents=[inner], help="save a field's current summary as a draft; prints its id"
+    )
+    draft.add_argument("--field", dest="draft_field", required=True, help="its id, or new-topics")
+    draft.add_argument(
+        "--language",
+        dest="draft_language",
+        choices=list(LANGUAGES),
+        help="default: moderator_language",
+    )
+    approve = summary_work.add_parser(
+        "approve", parents=[inner], help="approve a summary, so that it can be forwarded"
+    )
+    approve.add_argument("summary", type=_id, help="its id")
     forward = commands.add_parser(
         "forward",
         parents=[common],
-        help="send the current summaries to the strategy team's Matrix room",
+        help="send the current summaries to the strategy team's Matrix room; with --approved, "
+        "forward approved summaries instead (files, Matrix, e-mail, residents' notices)",
     )
     forward.add_argument("--field", help="only this action field (its id, or new-topics)")
     forward.add_argument("--language", choices=list(LANGUAGES), help="default: moderator_language")
     forward.add_argument(
         "--wait", type=float, default=300.0, help="seconds to wait for a running mitreden to send"
     )
+    forward.add_argument(
+        "--approved",
+        action="store_true",
+        help="forward the approved summaries not yet forwarded: files in forward_dir, the "
+        "strategy room and e-mail where configured, and a notice to each resident who asked; "
+        "the running `mitreden run` sends the room's message and the notices (or it does at "
+        "its next start)",
+    )
+    forward.add_argument("--summary", type=_id, help="with --approved: only this summary")
     evaluate = commands.add_parser(
         "eval", parents=[common], help="measure suggestion and grouping on labelled texts"
     )
@@ -120,7 +168,104 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--sample", type=_positive, help="evaluate on N random rows")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _staff_parsers(commands, common, inner)
     return parser
+
+
+def _staff_parsers(
+    commands: argparse._SubParsersAction,
+    common: argparse.ArgumentParser,
+    inner: argparse.ArgumentParser,
+) -> None:
+    """`staff`, `review` and `groups`: what moderators and admins do on the dashboard."""
+    staff = commands.add_parser(
+        "staff", parents=[common], help="accounts for the staff dashboard (audited)"
+    )
+    accounts = staff.add_subparsers(dest="action", required=True)
+    add = accounts.add_parser(
+        "add", parents=[inner], help="make an account; its password is asked twice"
+    )
+    add.add_argument("name", help="1 to 64 letters, digits or . _ @ -")
+    add.add_argument("--role", required=True, help="moderator or admin")
+    password_stdin = {
+        "action": "store_true",
+        "help": "read the password from one line of standard input (for scripts)",
+    }
+    add.add_argument("--password-stdin", **password_stdin)
+    accounts.add_parser("list", parents=[inner], help="every account, its role and state")
+    for action, text in [
+        ("disable", "keep an account from signing in; ends its sessions"),
+        ("enable", "let a disabled account sign in again"),
+        ("logout", "end every session of an account"),
+    ]:
+        accounts.add_parser(action, parents=[inner], help=text).add_argument("name")
+    role = accounts.add_parser("role", parents=[inner], help="give an account another role")
+    role.add_argument("name")
+    role.add_argument("role", help="moderator or admin")
+    password = accounts.add_parser(
+        "password", parents=[inner], help="set a new password (asked twice); ends its sessions"
+    )
+    password.add_argument("name")
+    password.add_argument("--password-stdin", **password_stdin)
+
+    review = commands.add_parser(
+        "review",
+        parents=[common],
+        help="list the ideas waiting for review (pending and held, oldest first, redacted), "
+        "or decide on one (audited)",
+    )
+    review.add_argument("--state", choices=REVIEW_STATES, help="list the ideas in this state")
+    review.add_argument("--field", help="list only this action field's ideas")
+    review.add_argument("--limit", type=_id, default=50, help="list at most this many")
+    decide = review.add_subparsers(
+        dest="action", metavar="{approve,reject,reopen,undo,field,duplicate}"
+    )
+    for action, text in [
+        ("approve", "approve an idea"),
+        ("reject", "reject an idea, with a reason; it leaves the summaries"),
+        ("reopen", "set an idea back to pending"),
+        ("undo", "go back to the state before an idea's last decision"),
+        ("field", "file an idea under another action field; the suggester learns from it"),
+        ("duplicate", "reject an idea as a repeat; its author supports the other one"),
+    ]:
+        decision = decide.add_parser(action, parents=[inner], help=text)
+        decision.add_argument("idea", type=_id, help="the idea's id")
+        if action == "reject":
+            decision.add_argument(
+                "--reason",
+                required=True,
+                help="off_topic, personal_attack, personal_data, duplicate or spam",
+            )
+            decision.add_argument("--note", help="why, in your words (kept with the idea)")
+        elif action == "field":
+            decision.add_argument("to_field", metavar="field", help="the action field's id")
+        elif action == "duplicate":
+            decision.add_argument("--of", type=_id, required=True, help="the idea it repeats")
+
+    groups = commands.add_parser(
+        "groups", parents=[common], help="groups of similar ideas, as moderators shape them"
+    )
+    shape = groups.add_subparsers(dest="action", required=True)
+    listed = shape.add_parser("list", parents=[inner], help="id, field, label and size of each")
+    listed.add_argument("--field", help="only this action field's groups")
+    rename = shape.add_parser(
+        "rename", parents=[inner], help="label a group (audited); an empty label: its keywords"
+    )
+    rename.add_argument("group", type=_id, help="the group's id")
+    rename.add_argument("label", help="at most 120 characters")
+    merge = shape.add_parser("merge", parents=[inner], help="show a group inside another (audited)")
+    merge.add_argument("group", type=_id, help="the group's id")
+    merge.add_argument("--into", type=_id, required=True, help="the group it becomes part of")
+    move = shape.add_parser(
+        "move",
+        parents=[inner],
+        help="move an idea into a group, or a new group (audited); a group of another field "
+        "files it there",
+    )
+    move.add_argument("idea", type=_id, help="the idea's id")
+    where = move.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", type=_id, metavar="GROUP", help="the group's id")
+    where.add_argument("--new", metavar="FIELD", help="a new group of this action field")
 
 
 def _version() -> str:
@@ -130,6 +275,13 @@ def _version() -> str:
         return version("mitreden")
     except PackageNotFoundError:  # run from a checkout that was never installed
         return "unknown"
+
+
+def _id(raw: str) -> int:
+    """An idea's, group's or summary's id: a whole number from 1 that SQLite can hold."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= 19 and 0 < int(raw) <= MAX_ID:
+        return int(raw)
+    raise argparse.ArgumentTypeError(f"expected a whole number from 1, not {raw[:40]!r}")
 
 
 def _positive(raw: str) -> int:
@@ -374,6 +526,260 @@ async def _send_queued(settings: Settings, dispatch_id: int) -> None:
         raise ChannelError(f"the bot is not in {settings.matrix_strategy_room}")
 
 
+@contextmanager
+def _refused(*errors: type[Exception]) -> Iterator[None]:
+    """The staff service's refusals (a bad reason, an unknown account) as one-line errors;
+    its modules are imported by the commands that use them, so `mitreden --help` stays fast."""
+    try:
+        yield
+    except errors as err:
+        raise ConfigError(str(err)) from None
+
+
+def _one_line(text: str) -> str:
+    """A resident's or moderator's words on one terminal line: line breaks, tabs, escape
+    sequences and direction overrides cannot break the columns or take over the terminal."""
+    cut = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in text)
+    return " ".join(cut.split())
+
+
+def _new_password(from_stdin: bool) -> str:
+    """One line of standard input for scripts; else asked twice, not shown as it is typed."""
+    import getpass
+
+    if from_stdin:
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:
+            raise ConfigError("the password on standard input is not UTF-8 text") from None
+        return line.removesuffix("\n").removesuffix("\r")
+    password = getpass.getpass("new password: ")
+    if getpass.getpass("the same again: ") != password:
+        raise ConfigError("the two passwords differ; nothing was changed")
+    return password
+
+
+def _staff(settings: Settings, args: argparse.Namespace) -> None:
+    """Staff accounts, the first admin's too: the dashboard has no sign-up."""
+    from mitreden.jobs import now
+    from mitreden.staff import accounts
+
+    # The first admin is made before anything ran, so `add` may create the database.
+    store = Store(settings.db) if args.action == "add" else _existing_store(settings)
+    name, actor = getattr(args, "name", ""), _operator()
+    with _refused(accounts.AccountError):
+        if args.action == "list":
+            print("name\trole\tcreated\tdisabled")
+            for member in store.staff_members():
+                disabled = member["disabled_at"] or ""
+                print(f"{member['name']}\t{member['role']}\t{member['created_at']}\t{disabled}")
+        elif args.action == "add":
+            accounts.add(store, name, args.role, _new_password(args.password_stdin), actor, now())
+            print(f"{name} added as {args.role}")
+        elif args.action == "password":
+            if store.staff_member(name) is None:  # said before the password is typed twice
+                raise accounts.AccountError(f"there is no account {name!r}")
+            accounts.change(store, name, actor, now(), password=_new_password(args.password_stdin))
+            print(f"{name} has a new password; their sessions ended")
+        elif args.action == "role":
+            accounts.change(store, name, actor, now(), role=args.role)
+            print(f"{name} is {args.role} now")
+        elif args.action == "logout":
+            accounts.end_sessions(store, name, actor, now())
+            print(f"every session of {name} ended")
+        else:
+            disable = args.action == "disable"
+            accounts.change(store, name, actor, now(), disabled=disable)
+            print(f"{name} disabled; their sessions ended" if disable else f"{name} enabled")
+
+
+def _review(settings: Settings, args: argparse.Namespace) -> None:
+    """The review queue, or one decision on an idea, audited as the operator's."""
+    from mitreden.jobs import now
+    from mitreden.staff import review
+
+    store = _existing_store(settings)
+    if args.action is None:
+        _review_queue(settings, store, args.state, args.field, args.limit)
+        return
+    idea, actor, stamp = args.idea, _operator(), now()
+    with _refused(review.ReviewError):
+        if args.action == "undo":
+            print(f"idea {idea} is {review.undo(store, idea, actor, stamp)} again")
+        elif args.action == "duplicate":
+            review.mark_duplicate(store, idea, args.of, actor, stamp)
+            print(f"idea {idea} rejected as a repeat of idea {args.of}")
+        elif args.action == "field":
+            _correct_field(settings, store, idea, args.to_field, actor, stamp)
+            print(f"idea {idea} filed under {args.to_field}")
+        else:
+            state = {"approve": review.APPROVED, "reject": review.REJECTED}.get(
+                args.action, review.PENDING
+            )
+            reason, note = getattr(args, "reason", None), getattr(args, "note", None)
+            if reason is not None and reason not in review.REASONS:
+                choices = ", ".join(review.REASONS)
+                raise ConfigError(f"--reason {reason[:40]!r}: choose one of {choices}")
+            was = review.review(store, idea, state, actor, stamp, reason, note)
+            if was is None:
+                raise StoreError(f"there is no idea {idea}")
+            print(f"idea {idea} is {state}" + (f" ({reason})" if reason else "") + f", was {was}")
+
+
+def _review_queue(
+    settings: Settings, store: Store, state: str | None, field: str | None, limit: int
+) -> None:
+    """Ideas in a review state, oldest first, as moderators see them: personal data redacted."""
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.nlp import findings
+
+    _lane_checked(settings, field)
+    labels = Catalogue.load().redaction_labels(settings.moderator_language)
+    states = (state,) if state else ("pending", "held")
+    print("id\tstate\tfield\ttext")
+    for idea in store.review_queue(states, field, limit):
+        shown = idea["review"] + (f" ({idea['review_reason']})" if idea["review_reason"] else "")
+        filed = idea["confirmed_field"] or idea["suggested_field"] or "-"
+        text = _one_line(findings.for_others(idea, labels))
+        print(f"{idea['id']}\t{shown}\t{filed}\t{text}")
+
+
+def _correct_field(
+    settings: Settings, store: Store, idea_id: int, field: str, actor: str, stamp: str
+) -> None:
+    """File an idea under another field. With an embedding backend, the NLP places it in a
+    group of that field at once; a running `mitreden run` learns from the confirmed field
+    when it next starts."""
+    from mitreden.staff.review import correct_field
+
+    taxonomy = load_taxonomy(settings.taxonomy)
+    fields = [f.id for f in taxonomy.leaves]
+    if field not in fields:
+        raise ConfigError(f"no action field {field!r}; choose one of {', '.join(fields)}")
+    if store.idea(idea_id) is None:  # said before the model is loaded
+        raise StoreError(f"there is no idea {idea_id}")
+    nlp = None if settings.embedding_backend == "none" else _nlp(settings, store)
+    correct_field(store, taxonomy, nlp, idea_id, field, actor, stamp)
+
+
+def _groups(settings: Settings, args: argparse.Namespace) -> None:
+    """Groups as moderators shape them; each change audited as the operator's."""
+    from mitreden.jobs import now
+    from mitreden.staff import groups
+
+    store = _existing_store(settings)
+    actor, stamp = _operator(), now()
+    if args.action == "list":
+        _group_list(settings, store, args.field)
+    elif args.action == "rename":
+        groups.rename(store, args.group, args.label, actor, stamp)
+        print(f"group {args.group} renamed")
+    elif args.action == "merge":
+        groups.merge(store, args.group, args.into, actor, stamp)
+        print(f"group {args.group} is part of group {store.cluster(args.group)['merged_into']}")
+    else:
+        taxonomy = _lane_checked(settings, args.new)
+        # No NLP: the idea stays where it is put, and what it would learn in this process
+        # is lost when it ends; the confirmed field is what a restart learns from.
+        group = groups.move(store, taxonomy, None, args.idea, args.to, actor, stamp, args.new)
+        print(f"idea {args.idea} is in group {group}")
+
+
+def _group_list(settings: Settings, store: Store, field: str | None) -> None:
+    """Each group with its label as summaries show it, its size (rejected ideas left out) and
+    the group it was merged into."""
+    from datetime import UTC, datetime
+
+    from mitreden import reports
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.staff.groups import trend_since
+
+    taxonomy = _lane_checked(settings, field)
+    language = settings.moderator_language
+    shown = reports.summaries(store, taxonomy, Catalogue.load(), language, field)
+    labels = {group.id: group.label for lane in shown for group in lane.groups}
+    sizes = store.group_trend(trend_since(datetime.now(UTC)))
+    print("id\tfield\tlabel\tsize\tmerged_into")
+    for group in store.clusters():
+        if field is not None and group["lane"] != field:
+            continue
+        label = _one_line(group["custom_label"] or labels.get(group["id"], ""))
+        size = sizes.get(group["id"], (0, 0))[1]
+        merged = group["merged_into"] or ""
+        print(f"{group['id']}\t{group['lane']}\t{label}\t{size}\t{merged}")
+
+
+def _summary_work(settings: Settings, args: argparse.Namespace) -> None:
+    """A draft of a field's summary as it is now, or an approval, audited as the operator's."""
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.jobs import now
+    from mitreden.staff import summaries
+
+    store = _existing_store(settings)
+    with _refused(summaries.SummaryError):
+        if args.action == "draft":
+            taxonomy = _lane_checked(settings, args.draft_field)
+            language = args.draft_language or settings.moderator_language
+            catalogue = Catalogue.load()
+            print(
+                summaries.draft(
+                    store, taxonomy, catalogue, args.draft_field, language, _operator(), now()
+                )
+            )
+        else:
+            summaries.approve(store, args.summary, _operator(), now())
+            print(f"summary {args.summary} approved; `mitreden forward --approved` forwards it")
+
+
+def _forward_approved(settings: Settings, field: str | None, summary_id: int | None) -> None:
+    """Forward approved summaries, oldest first: files, the strategy room, e-mail and the
+    residents' notices. The room's message and the notices wait in the database for the
+    running `mitreden run` (or its next start) to send."""
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.jobs import now
+    from mitreden.staff import forwarding, summaries
+
+    if field is not None and summary_id is not None:
+        raise ConfigError("--summary and --field: give one of them")
+    settings.smtp()  # a half e-mail setup is refused before anything is forwarded
+    taxonomy = _lane_checked(settings, field)
+    store = _existing_store(settings)
+    if summary_id is not None:
+        ids = [summary_id]
+    else:
+        newest_first = store.summaries_of(field, limit=-1)  # -1: no limit, as SQLite reads it
+        ids = [s["id"] for s in reversed(newest_first) if s["state"] == summaries.APPROVED]
+    if not ids:
+        print("no approved summary is waiting to be forwarded")
+        return
+    catalogue = Catalogue.load()
+    with _refused(summaries.SummaryError):
+        for one in ids:
+            try:
+                done = forwarding.forward(
+                    store, settings, taxonomy, catalogue, one, _operator(), now()
+                )
+            except OSError as err:  # the files come first: nothing was forwarded
+                raise ConfigError(f"cannot write the summary's files: {err}") from None
+            _forwarded(settings, done)
+
+
+def _forwarded(settings: Settings, done: "Forwarding") -> None:
+    """What forwarding one summary did, for the operator."""
+    print(f"summary {done.summary_id} forwarded")
+    for path in done.paths:
+        print(f"  file: {path}")
+    if done.matrix:
+        print(f"  Matrix: queued for {settings.matrix_strategy_room}")
+    if done.mailed is None:
+        print("  e-mail: none configured")
+    else:
+        print("  e-mail: sent" if done.mailed else f"  e-mail: NOT sent: {done.mail_error}")
+    print(f"  residents told: {done.notified}")
+    if done.matrix or done.notified:
+        print("  (the running `mitreden run` sends these, or it does when it next starts)")
+
+
 def _eval(settings: Settings, args: argparse.Namespace) -> None:
     from mitreden import evaluate
 
@@ -411,10 +817,24 @@ def main(argv: list[str] | None = None) -> int:
             _purge(settings)
         elif args.command == "cluster":
             _cluster(settings)
-        elif args.command == "summary":
+        elif args.command == "summary" and args.action is None:
             _summary(settings, args.field, args.format, args.language)
+        elif args.command == "summary":
+            _summary_work(settings, args)
+        elif args.command == "forward" and args.approved:
+            if args.language is not None:
+                raise ConfigError("--approved forwards summaries as approved: no --language")
+            _forward_approved(settings, args.field, args.summary)
         elif args.command == "forward":
+            if args.summary is not None:
+                raise ConfigError("--summary goes with --approved")
             _forward(settings, args.field, args.language, args.wait)
+        elif args.command == "staff":
+            _staff(settings, args)
+        elif args.command == "review":
+            _review(settings, args)
+        elif args.command == "groups":
+            _groups(settings, args)
         elif args.command == "eval":
             _eval(settings, args)
         sys.stdout.flush()  # so a closed pipe shows here, not as noise when Python exits

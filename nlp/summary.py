@@ -182,9 +182,13 @@ def _group(
     ids = [i for i, _ in entries]
     # A near-duplicate of a rejected idea stands for itself.
     leaders = [i for i, dup in entries if dup is None or dup not in ideas] or ids
-    vectors = np.stack([from_blob(ideas[i]["embedding"]) for i in leaders])
-    centrality = vectors @ vectors.mean(axis=0)
-    central = [leaders[k] for k in np.argsort(-centrality)]
+    # Ideas a moderator split off without the model have no vector: they come last.
+    embedded = [i for i in leaders if ideas[i]["embedding"] is not None]
+    central = [i for i in leaders if ideas[i]["embedding"] is None]
+    if embedded:
+        vectors = np.stack([from_blob(ideas[i]["embedding"]) for i in embedded])
+        centrality = vectors @ vectors.mean(axis=0)
+        central = [embedded[k] for k in np.argsort(-centrality)] + central
     words = keywords.label(list(analysed.values()), weight)
     sentences = []
     for i in central:

@@ -342,7 +342,7 @@ def test_cluster_and_summary_commands(tmp_path: Path) -> None:
     assert "> Mehr Bäume pflanzen gegen die Hitze im Sommer" in markdown.stdout
     assert "pankow (1)" in markdown.stdout
     english = run("summary", "--language", "en", "--db", db, home=tmp_path)
-    assert "1 ideas from 1 people" in english.stdout
+    assert "1 idea from 1 person" in english.stdout
 
     rows = run("summary", "--format", "csv", "--db", db, home=tmp_path).stdout.splitlines()
     assert rows[0].startswith("lane,field,group,label") and len(rows) == 2

@@ -74,7 +74,8 @@ def add(store: Store, name: str, role: str, password: str, actor: str, now: str)
     """Make an account; its name must be new (letter case aside)."""
     _check(name, role, password)
     with store.transaction():
-        if store.staff_member(name) is not None:
+        # SQLite's NOCASE folds ASCII only: "Ärger" and "ärger" are one name too.
+        if any(m["name"].casefold() == name.casefold() for m in store.staff_members()):
             raise AccountError(f"there is already an account {name!r}")
         staff_id = store.add_staff(name, role, _hasher.hash(password), now)
         store.audit(now, actor, "staff.added", f"staff:{name}", role=role)
@@ -174,6 +175,17 @@ def close_session(store: Store, member: Member, now: str, everywhere: bool = Fal
         else:
             store.drop_session(member.token_hash)
         store.audit(now, member.actor, "staff.signed_out", everywhere=everywhere)
+
+
+def end_sessions(store: Store, name: str, actor: str, now: str) -> None:
+    """Sign an account out everywhere on someone else's behalf (an admin, an operator)."""
+    with store.transaction():
+        member = store.staff_member(name)
+        if member is None:
+            raise AccountError(f"there is no account {name!r}")
+        store.update_staff(member["id"], sessions_from=now)
+        store.drop_sessions(staff_id=member["id"])
+        store.audit(now, actor, "staff.signed_out", f"staff:{member['name']}", everywhere=True)
 
 
 class Throttle:

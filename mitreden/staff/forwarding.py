@@ -124,10 +124,13 @@ def forward(
         raise SummaryError(f"there is no summary {summary_id}")
     if summary["state"] != APPROVED:
         raise SummaryError(f"summary {summary_id} is not approved")
+    settings.smtp()  # a broken mail setup is refused before anything is forwarded
     result = Forwarding(summary_id)
     content = forwarded(store, taxonomy, catalogue, summary)
     result.paths = files.write(content, settings.forward_directory)
     with store.transaction():
+        if store.summary(summary_id)["state"] != APPROVED:  # forwarded meanwhile, elsewhere
+            raise SummaryError(f"summary {summary_id} is not approved")
         store.update_summary(summary_id, state=FORWARDED, forwarded_at=now, updated_at=now)
         if settings.matrix_strategy_room:
             dispatch = store.add_dispatch(summary["lane"], summary["language"], actor, now)

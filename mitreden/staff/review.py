@@ -85,6 +85,9 @@ def review(
 
 def undo(store: Store, idea_id: int, actor: str, now: str) -> str:
     """Go back to the state before the idea's latest decision; the state it is in now."""
+    idea = store.idea(idea_id)
+    if idea is not None and idea["review_reason"] == SPLIT:
+        raise ReviewError(f"idea {idea_id} was split; decide on its parts instead")
     last = store.audit_entries(subject=f"idea:{idea_id}", action="idea.", limit=20)
     decided = [e for e in last if e["action"] in AUDITED_AS.values()]
     if not decided:
@@ -96,6 +99,8 @@ def undo(store: Store, idea_id: int, actor: str, now: str) -> str:
         was = store.decide(idea_id, state, reason, None, now)
         if was is None:
             raise ReviewError(f"there is no idea {idea_id}")
+        if was["review_reason"] == "duplicate" and reason != "duplicate":
+            store.mark_duplicate(idea_id, None)  # the support it gave the other idea stays
         store.audit(now, actor, "idea.undone", f"idea:{idea_id}", was=was["review"], to=state)
     return state
 
@@ -159,6 +164,8 @@ def split(
         idea = store.idea(idea_id)
         if idea is None:
             raise ReviewError(f"there is no idea {idea_id}")
+        if idea["review_reason"] == SPLIT:
+            raise ReviewError(f"idea {idea_id} was split already")
         kept = ("participant_id", "language", "district", "age_band", "actor_group", "notify")
         new_ids = []
         for text, vector, suggestion in zip(parts, vectors, suggested, strict=True):
