@@ -70,10 +70,13 @@ DONE = frozenset(
         "saved",
         "approved_summary",
         "forwarded",
+        "mailed",
         "account",
         "signed_out",
     }
 )
+# What became of a summary's e-mail (catalogue keys staff_mail_*).
+MAIL = frozenset({"sent", "failed"})
 FILE_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{0,200}\.(md|pdf|csv|json|xlsx)$")
 REFUSED = (review.ReviewError, summaries.SummaryError, accounts.AccountError, StoreError)
 
@@ -151,6 +154,7 @@ class Dashboard:
         post("/summaries/{id}", self._save_summary)
         post("/summaries/{id}/approve", self._approve_summary)
         post("/summaries/{id}/forward", self._forward)
+        post("/summaries/{id}/mail", self._mail_again)
         get("/files/{name}", self._file)
         get("/audit", self._audit)
         get("/accounts", self._accounts)
@@ -236,6 +240,7 @@ class Dashboard:
             "csrf": self._sign("csrf", member.token_hash) if member else "",
             "done": done if done in DONE else None,
             "undo": _int(request.query.get("undo")),
+            "mail": request.query.get("mail") if request.query.get("mail") in MAIL else None,
             "path": request.path_qs,
             "fields": self.fields,
             "lanes": self.lanes,
@@ -675,6 +680,7 @@ class Dashboard:
             summary=summary,
             preview=reports.to_html(summary["text"]),
             files=self._files_of(summary["id"]),
+            smtp=self.app.settings.smtp() is not None,
         )
         return self._render("summary.html", request, context)
 
@@ -724,6 +730,25 @@ class Dashboard:
         await self.app.deliver_unsent()
         mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
         raise self._back(form, "forwarded", notified=result.notified, mail=mail)
+
+    async def _mail_again(self, request: web.Request) -> web.StreamResponse:
+        """Send a forwarded summary's e-mail again, after the mail server had failed."""
+        from mitreden.staff import forwarding
+
+        member, form = await self._actor(request)
+        engine = self.app.engine
+        result = await self._run(
+            forwarding.resend_mail,
+            engine.store,
+            self.app.settings,
+            engine.taxonomy,
+            engine.catalogue,
+            self._number(request),
+            member.actor,
+            _stamp(_now()),
+        )
+        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
+        raise self._back(form, "mailed", mail=mail)
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         await self._viewer(request)

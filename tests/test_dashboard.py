@@ -510,3 +510,58 @@ async def test_logs_hold_no_password_name_or_resident_words(app, signed_in, brow
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for secret in (PASSWORD, "wrong password", "boss", "Mustermann", "0171", "Polizei"):
         assert secret not in logged, secret
+
+
+async def test_mail_that_failed_is_sent_again_from_the_summary_page(tmp_path, browsers):
+    """The mail server is down when the summary is forwarded, up when it is tried again."""
+    from aiosmtpd.controller import Controller
+    from test_dashboard_browser import free_port
+    from test_staff_mail import Inbox
+
+    port = free_port()
+    app = App(
+        settings(
+            tmp_path / "mail.db",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_starttls=False,
+            smtp_from="mitreden@example.org",
+            smtp_to="strategie@example.org",
+        )
+    )
+    await app.start()
+    try:
+        accounts.add(app.engine.store, "mod", accounts.MODERATOR, PASSWORD, "test", NOW)
+        a_group(app, seed(app, ["Mehr Bänke im Park", "Bänke am Spielplatz"]))
+        moderator = browsers_for(app, browsers)
+        assert (await moderator.login("mod"))[2] == "/staff/"
+        await moderator.get("/staff/")
+        _, _, path = await moderator.post("/staff/summaries", {"field": FIELD})
+        assert path.startswith("/staff/summaries/"), path
+        await moderator.get(path)
+        summary = path.rsplit("/", 1)[1]
+        await moderator.post(f"/staff/summaries/{summary}/approve", {})
+        _, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {"back": path})
+        assert app.engine.catalogue.text("de", "staff_mail_failed") in html.unescape(page)
+        inbox = Inbox()
+        server = Controller(inbox, hostname="127.0.0.1", port=port)
+        server.start()
+        try:
+            _, page, _ = await moderator.post(f"/staff/summaries/{summary}/mail", {"back": path})
+        finally:
+            server.stop()
+        assert app.engine.catalogue.text("de", "staff_mail_sent") in html.unescape(page)
+        assert len(inbox.envelopes) == 1
+        actions = [
+            a for (a,) in rows(app, "SELECT action FROM audit WHERE action LIKE 'summary.mail%'")
+        ]
+        assert actions == ["summary.mail_failed", "summary.mailed"]
+    finally:
+        await app.stop()
+
+
+def browsers_for(app: App, browsers: Callable[[], Staff]) -> Staff:
+    """A staff browser on another App than the fixture's."""
+    browser = browsers()
+    browser.base = app.web.address.rstrip("/")
+    return browser

@@ -45,6 +45,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from telegram_server import TelegramTestServer
 from test_loop import give_an_idea
+from test_staff_files import ADHOCRACY4
 from test_staff_mail import Inbox
 from test_telegram_chat import Person
 
@@ -65,23 +66,6 @@ SHADE = "Schattige Sitzplätze am Spielplatz"
 TREES = "Mehr Bäume auf dem Marktplatz"
 # What the moderator adds to the draft; found again in the PDF, the mail and the notice.
 SENTENCE = "Größere Grünflächen wünschen sich überraschend viele Ältere."
-# mein.berlin.de's idea export (adhocracy4), the spreadsheets' first columns in this order.
-ADHOCRACY4 = [
-    "Reference No.",
-    "Link",
-    "Title",
-    "Description",
-    "Positive ratings",
-    "Negative ratings",
-    "Category",
-    "Labels",
-    "Comment count",
-    "Status",
-    "Feedback",
-    "Remark",
-    "Creator",
-    "Created",
-]
 
 
 def t(key: str, **params: object) -> str:
@@ -386,7 +370,7 @@ def test_a_moderator_goes_by_keyboard_from_the_queue_to_a_forwarded_summary(
     no_violations(driver, "an approved summary")
     tab_to(driver, "#forward-summary")
     new_page(driver, Keys.ENTER)
-    assert banner(driver) == t("staff_done_forwarded")
+    assert banner(driver) == t("staff_done_forwarded") + " " + t("staff_mail_sent")
     assert (query(driver)["notified"], query(driver)["mail"]) == (["1"], ["sent"])
     links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, ".files a")]
     assert sorted(name.rsplit(".", 1)[1] for name in links) == ["csv", "json", "md", "pdf", "xlsx"]
