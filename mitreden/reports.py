@@ -4,10 +4,12 @@ Headings and phrases come from the message catalogue, so a summary reads in the 
 strategy team asked for.
 """
 
+import copy
 import csv
 import io
 import json
 import re
+import threading
 from dataclasses import asdict
 
 from markdown_it import MarkdownIt
@@ -42,11 +44,48 @@ def lanes(taxonomy: Taxonomy) -> list[str]:
     return [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
 
 
+class _Kept:
+    """Summaries made at the store's current revision (`Store.revision`), so the dashboard's
+    groups page and a draft made from it do not summarise 100,000 ideas again while nothing
+    changed. Only the current revision's are kept: an erasure moves the revision, and the next
+    summary drops what was kept, erased words with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._made: dict[tuple, list[FieldSummary]] = {}
+
+    def get(self, key: tuple) -> list[FieldSummary] | None:
+        with self._lock:
+            for old in [k for k in self._made if k[0] != key[0]]:
+                del self._made[old]
+            made = self._made.get(key)
+        return copy.deepcopy(made) if made is not None else None
+
+    def put(self, key: tuple, made: list[FieldSummary]) -> None:
+        with self._lock:
+            self._made[key] = copy.deepcopy(made)
+
+
+_KEPT = _Kept()
+
+
 def summaries(
     store: Store, taxonomy: Taxonomy, catalogue: Catalogue, language: str, field: str | None
 ) -> list[FieldSummary]:
     """The current summaries, redacted in `language`; one lane if `field` is given."""
-    return summarize(store, taxonomy, catalogue.redaction_labels(language), language, field)
+    labels = catalogue.redaction_labels(language)
+    key = (
+        store.revision(),
+        language,
+        field,
+        tuple((f.id, f.title(language)) for f in taxonomy.leaves),
+        tuple(sorted(labels.items())),
+    )
+    made = _KEPT.get(key)
+    if made is None:
+        made = summarize(store, taxonomy, labels, language, field)
+        _KEPT.put(key, made)
+    return made
 
 
 def to_html(markdown: str) -> str:

@@ -83,22 +83,34 @@ def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
     return out
 
 
-def weights(groups: list[list[Analysed]]) -> list[dict[str, float]]:
-    """c-TF-IDF weight of each eligible lemma in each group."""
+@dataclass
+class Words:
+    """A group's lemmas: how often each is used, and by how many of its ideas."""
+
+    count: Counter[str] = field(default_factory=Counter)
+    ideas_using: Counter[str] = field(default_factory=Counter)
+
+
+def words(members: list[Analysed]) -> Words:
+    result = Words()
+    for idea in members:
+        result.count.update(idea.lemmas)
+        result.ideas_using.update(set(idea.lemmas))
+    return result
+
+
+def weights(groups: list[Words], wanted: list[int]) -> list[dict[str, float]]:
+    """c-TF-IDF weight of each eligible lemma in the groups at the indexes `wanted`, weighed
+    against all `groups`."""
     ideas_using: Counter[str] = Counter()
-    counts = []
-    for members in groups:
-        count: Counter[str] = Counter()
-        for idea in members:
-            count.update(idea.lemmas)
-            ideas_using.update(set(idea.lemmas))
-        counts.append(count)
     totals: Counter[str] = Counter()
-    for count in counts:
-        totals.update(count)
+    for group in groups:
+        ideas_using.update(group.ideas_using)
+        totals.update(group.count)
     average = sum(totals.values()) / max(len(groups), 1)
     result = []
-    for count in counts:
+    for index in wanted:
+        count = groups[index].count
         size = sum(count.values()) or 1
         result.append(
             {

@@ -3,9 +3,14 @@ and an extractive summary. No language model: every sentence shown is a resident
 redacted, picked because it carries the group's most telling words.
 
 Summaries are derived from the store each time they are asked for and never stored, so an
-idea erased by /loeschen is gone from the next summary without anything to clean up.
+idea erased by /loeschen is gone from the next summary without anything to clean up. Reading an
+idea (spaCy's tokens, lemmas and sentences) is the slow part, so each idea's reading is kept in
+memory while its text stays the same (`Readings`); the dashboard's pages then read only what is
+new, and an erased idea's reading is dropped by the next summary.
 """
 
+import itertools
+import threading
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +21,6 @@ from mitreden.nlp import findings, keywords
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
-from mitreden.store.store import from_blob
 
 REPRESENTATIVES = 3
 SUMMARY_SENTENCES = 2
@@ -50,6 +54,59 @@ class FieldSummary:
     ungrouped: int = 0
 
 
+class Readings:
+    """Each idea's reading (`keywords.analyse` of its marked text), kept while the idea's text,
+    findings and language stay the same, and each group's words counted, kept while its
+    members and their readings stay the same. Safe to share between the engine's thread and
+    the pages' thread."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[int, int, keywords.Analysed]] = {}
+        """idea id: (fingerprint, serial of the reading, reading)"""
+        self._words: dict[tuple[int, ...], tuple[int, keywords.Words]] = {}
+        """member ids: (newest serial among their readings, their words)"""
+        self._serials = itertools.count()
+        self._lock = threading.Lock()
+
+    def of(self, ideas: Mapping[int, Mapping], wanted: list[int]) -> dict[int, keywords.Analysed]:
+        """The readings of the ideas `wanted` (ids in `ideas`); readings of ideas that are no
+        longer in `ideas` are forgotten, so erased words do not stay in memory."""
+        with self._lock:
+            for gone in self._kept.keys() - ideas.keys():
+                del self._kept[gone]
+            seen = {i: _fingerprint(ideas[i]) for i in wanted}
+            new = [i for i in wanted if self._kept.get(i, (None,))[0] != seen[i]]
+            read = keywords.analyse(
+                [findings.marked(ideas[i]) for i in new], [ideas[i]["language"] for i in new]
+            )
+            for i, analysed in zip(new, read, strict=True):
+                self._kept[i] = (seen[i], next(self._serials), analysed)
+            return {i: self._kept[i][2] for i in wanted}
+
+    def words(self, groups: list[list[int]]) -> list[keywords.Words]:
+        """Each group's words (its members read by `of` before); only these groups' are kept."""
+        with self._lock:
+            result, kept = [], {}
+            for ids in groups:
+                key = tuple(ids)
+                newest = max((self._kept[i][1] for i in ids), default=-1)
+                known = self._words.get(key)
+                if known is None or known[0] != newest:
+                    known = (newest, keywords.words([self._kept[i][2] for i in ids]))
+                kept[key] = known
+                result.append(known[1])
+            self._words = kept
+            return result
+
+
+def _fingerprint(idea: Mapping) -> int:
+    return hash((idea["text"], idea["findings"], idea["language"]))
+
+
+READINGS = Readings()
+"""The readings of this process: one store per process, so one set of readings."""
+
+
 def _shorten(sentence: str) -> str:
     if len(sentence) <= MAX_SENTENCE:
         return sentence
@@ -62,13 +119,12 @@ def summarize(
     redaction: Mapping[str, str],
     language: str = "de",
     only: str | None = None,
+    readings: Readings = READINGS,
 ) -> list[FieldSummary]:
     """Summaries per lane (fields in taxonomy order, new topics last); `only` picks one lane.
 
     Ideas a moderator rejected are left out; pending and approved ones count."""
-    ideas = {
-        row["id"]: row for row in store.ideas(with_embedding=True) if row["review"] != "rejected"
-    }
+    ideas = {row["id"]: row for row in store.ideas() if row["review"] != "rejected"}
     supporters = store.supporters()
     clusters = {row["id"]: row for row in store.clusters()}
     shown_as = {cid: _final(cid, clusters) for cid in clusters}
@@ -86,18 +142,13 @@ def summarize(
     # ("bitte", "Straße") labels none; the same labels whether one field is asked for or all.
     cids = list(members)
     ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
-    read = iter(
-        keywords.analyse(
-            [findings.marked(ideas[i]) for ids in ids_per_group for i in ids],
-            [ideas[i]["language"] for ids in ids_per_group for i in ids],
-        )
-    )
+    read = readings.of(ideas, [i for ids in ids_per_group for i in ids])
     analysed = {
-        cid: {i: next(read) for i in ids} for cid, ids in zip(cids, ids_per_group, strict=True)
+        cid: {i: read[i] for i in ids} for cid, ids in zip(cids, ids_per_group, strict=True)
     }
-    weights = dict(
-        zip(cids, keywords.weights([list(a.values()) for a in analysed.values()]), strict=True)
-    )
+    wanted = [k for k, cid in enumerate(cids) if not only or clusters[cid]["lane"] == only]
+    weighed = keywords.weights(readings.words(ids_per_group), wanted)
+    weights = {cids[k]: weight for k, weight in zip(wanted, weighed, strict=True)}
 
     order = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
     names = {f.id: f.title(language) for f in taxonomy.leaves}
@@ -113,12 +164,14 @@ def summarize(
         ]
         if not in_lane and not ungrouped:
             continue
+        vectors = store.vectors([i for cid in in_lane for i, _ in members[cid]])
         groups = [
             _group(
                 cid,
                 clusters,
                 members[cid],
                 ideas,
+                vectors,
                 supporters,
                 analysed[cid],
                 weights[cid],
@@ -169,6 +222,7 @@ def _group(
     clusters: dict[int, dict],
     entries: list[tuple[int, int | None]],
     ideas: dict[int, dict],
+    vectors: dict[int, np.ndarray],
     supporters: dict[int, set[str]],
     analysed: dict[int, keywords.Analysed],
     weight: dict[str, float],
@@ -183,11 +237,11 @@ def _group(
     # A near-duplicate of a rejected idea stands for itself.
     leaders = [i for i, dup in entries if dup is None or dup not in ideas] or ids
     # Ideas a moderator split off without the model have no vector: they come last.
-    embedded = [i for i in leaders if ideas[i]["embedding"] is not None]
-    central = [i for i in leaders if ideas[i]["embedding"] is None]
+    embedded = [i for i in leaders if i in vectors]
+    central = [i for i in leaders if i not in vectors]
     if embedded:
-        vectors = np.stack([from_blob(ideas[i]["embedding"]) for i in embedded])
-        centrality = vectors @ vectors.mean(axis=0)
+        stacked = np.stack([vectors[i] for i in embedded])
+        centrality = stacked @ stacked.mean(axis=0)
         central = [embedded[k] for k in np.argsort(-centrality)] + central
     words = keywords.label(list(analysed.values()), weight)
     sentences = []

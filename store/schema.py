@@ -318,6 +318,22 @@ def _staff(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notified_participant ON notified(participant_id)")
 
 
+def _revisions(db: sqlite_utils.Database) -> None:
+    """A number that every change to what a summary is made of moves (ideas, supports, groups
+    and their members), kept by triggers so that no writer, on any connection, can forget it:
+    a summary made at one revision is reused until the number moves (`reports.summaries`).
+    `token` is random per database, so a new database at the same path never meets a summary
+    kept for the old one."""
+    db.execute("CREATE TABLE revision (token TEXT NOT NULL, n INTEGER NOT NULL)")
+    db.execute("INSERT INTO revision VALUES (lower(hex(randomblob(8))), 0)")
+    for table in ("ideas", "supports", "clusters", "cluster_members"):
+        for event in ("INSERT", "UPDATE", "DELETE"):
+            db.execute(
+                f"CREATE TRIGGER {table}_{event.lower()}_revises AFTER {event} ON {table} "
+                "BEGIN UPDATE revision SET n = n + 1; END"
+            )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
@@ -328,4 +344,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _privacy,
     _web,
     _staff,
+    _revisions,
 ]

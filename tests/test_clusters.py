@@ -122,6 +122,40 @@ def test_labels_of_german_ideas_are_german_words_from_the_ideas(
     assert "wlan" in vocabulary or "schulen" in vocabulary
 
 
+def test_a_kept_summary_follows_every_change_made_on_any_connection(
+    nlp, store, taxonomy, catalogue, db_path
+) -> None:
+    """Summaries are kept while the store's revision stands; a change written by another
+    process (the command line, say) moves it, and the next summary shows the change."""
+    topics = file_topics(nlp, store)
+    nlp.clusters.recompute(NOW)
+    trees = next(i for i, topic in topics.items() if topic == "trees")
+
+    def tree_group():
+        fields = reports.summaries(store, taxonomy, catalogue, "de", None)
+        [found] = [g for f in fields for g in f.groups if g.id == nlp.clusters.cluster_of(trees)]
+        return found
+
+    before = tree_group()
+    assert tree_group() == before
+    other = Store(db_path)
+    with other.transaction():
+        other.db.execute("UPDATE ideas SET text = ? WHERE id = ?", ("Palmen statt Pappeln", trees))
+    assert any("Palmen" in text for text in tree_group().representatives)
+    with other.transaction():
+        other.ensure_participant("p-fan", "test", NOW)
+        other.add_support("p-fan", trees, NOW)
+    assert tree_group().people == before.people + 1
+    other.rename_cluster(tree_group().id, "Schatten", "cli:test", NOW)
+    assert tree_group().label == "Schatten"
+    with other.transaction():
+        other.set_review(trees, "rejected", NOW)
+    after = tree_group()
+    assert after.ideas == before.ideas - 1
+    assert not any("Palmen" in text for text in after.representatives)
+    other.close()
+
+
 def test_a_word_one_resident_wrote_never_labels_a_group(nlp, store, taxonomy, catalogue) -> None:
     file_idea(nlp, store, "Mehr Bäume pflanzen gegen die Hitze, sagt Wilhelmine Quast", "p-a")
     file_idea(nlp, store, "Bäume pflanzen gegen Hitze in der Stadt", "p-b")
