@@ -5,11 +5,15 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
+from mitreden.reports import spreadsheet_safe
 from mitreden.staff.files import COLUMNS, FORMATS, Forwarded, ForwardedIdea, render, write
 
 ARABIC = "نريد المزيد من الأشجار في الشوارع"
@@ -176,6 +180,20 @@ def test_xlsx_has_adhocracy4_columns_first_and_no_formula() -> None:
     assert cells["Description"][3:] == ["'" + formula for formula in FORMULAS]
     assert cells["Reference No."] == [idea.id for idea in IDEAS]  # numbers stay numbers
     assert cells["Negative ratings"] == [0] * len(IDEAS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(text=st.text(min_size=1, max_size=60))
+def test_xlsx_holds_any_text_as_text(text: str) -> None:
+    """Any words, control characters included, open again as the same text: control
+    characters dropped (the format cannot hold them), a formula quoted."""
+    forwarded = replace(SUMMARY, ideas=[_idea(1, text, group_label=text)])
+    sheet = load_workbook(io.BytesIO(_file("xlsx", forwarded)[1])).active
+    [row] = [[cell for cell in row] for row in sheet.iter_rows(min_row=2)]
+    expected = spreadsheet_safe(re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", text))
+    description = row[COLUMNS.index("Description")]
+    assert description.data_type != "f"
+    assert (description.value or "") == expected
 
 
 def test_json_round_trips() -> None:

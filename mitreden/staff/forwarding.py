@@ -55,13 +55,14 @@ def forwarded(
 ) -> files.Forwarded:
     """An approved summary with its ideas, redacted, as the files need them."""
     language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
-    ideas = []
-    for idea_id in summary["idea_ids"]:
-        idea = store.staff_idea(idea_id)
-        if idea is None or idea["review"] == "rejected":
+    ideas, labels_of = [], {}
+    for idea in store.staff_ideas(summary["idea_ids"]):
+        if idea["review"] == "rejected":
             continue
         lane = idea["confirmed_field"] or idea["suggested_field"] or ""
-        cluster = store.cluster(idea["cluster_id"]) if idea["cluster_id"] else None
+        group = idea["cluster_id"]
+        if group and group not in labels_of:
+            labels_of[group] = (store.cluster(group) or {}).get("custom_label")
         ideas.append(
             files.ForwardedIdea(
                 id=idea["id"],
@@ -75,8 +76,8 @@ def forwarded(
                 language=idea["language"],
                 channel=idea["channel"],
                 supporters=idea["supporters"],
-                group=idea["cluster_id"],
-                group_label=cluster["custom_label"] if cluster else None,
+                group=group,
+                group_label=labels_of.get(group),
                 review=idea["review"],
             )
         )
