@@ -257,7 +257,8 @@ class ClusterBook:
     def recompute(self, now: str) -> RunReport:
         """Group every stored idea afresh; groups that barely changed keep their ids."""
         started = time.perf_counter()
-        rows = self.store.idea_vectors()
+        placed = self.store.placed_ideas()  # a moderator's choice outlasts the model's
+        rows = [row for row in self.store.idea_vectors() if row[0] not in placed]
         ids = np.array([r[0] for r in rows], dtype=int)
         vectors = np.stack([r[4] for r in rows]) if rows else np.zeros((0, self.suggester.dims))
         confirmed = [r[3] in self.suggester.field_ids for r in rows]

@@ -334,6 +334,12 @@ def _revisions(db: sqlite_utils.Database) -> None:
             )
 
 
+def _placements(db: sqlite_utils.Database) -> None:
+    """`cluster_members.placed_at`: when a moderator put the idea in its group (NULL when the
+    grouping did). A regrouping leaves such an idea where the moderator put it."""
+    db.execute("ALTER TABLE cluster_members ADD COLUMN placed_at TEXT")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _initial,
     _clusters,
@@ -345,4 +351,5 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _web,
     _staff,
     _revisions,
+    _placements,
 ]

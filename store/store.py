@@ -490,11 +490,21 @@ class Store(StaffRecords):
         )
         return cursor.lastrowid
 
-    def set_membership(self, idea_id: int, cluster_id: int, duplicate_of: int | None) -> None:
+    def set_membership(
+        self, idea_id: int, cluster_id: int, duplicate_of: int | None, placed_at: str | None = None
+    ) -> None:
+        """Put an idea in a group; `placed_at` when a moderator chose the group, so that
+        regroupings leave it there."""
         self.db.execute(
-            "INSERT OR REPLACE INTO cluster_members VALUES (?, ?, ?)",
-            (idea_id, cluster_id, duplicate_of),
+            "INSERT OR REPLACE INTO cluster_members (idea_id, cluster_id, duplicate_of, placed_at) "
+            "VALUES (?, ?, ?, ?)",
+            (idea_id, cluster_id, duplicate_of, placed_at),
         )
+
+    def placed_ideas(self) -> set[int]:
+        """Ideas a moderator put in their group (`set_membership(..., placed_at=...)`)."""
+        cursor = self.db.execute("SELECT idea_id FROM cluster_members WHERE placed_at IS NOT NULL")
+        return {row[0] for row in cursor}
 
     def drop_membership(self, idea_id: int) -> None:
         """Take an idea out of its group; a group left empty goes unless a moderator named it."""
@@ -521,8 +531,9 @@ class Store(StaffRecords):
     ) -> None:
         """Replace the grouping with a full recompute's, in one transaction.
 
-        `groups` holds (inherited id or None, lane, [(idea, duplicate_of)]). Ideas and groups
-        erased while the recompute ran are skipped; ideas that arrived meanwhile keep their
+        `groups` holds (inherited id or None, lane, [(idea, duplicate_of)]); ideas a
+        moderator placed are not in it and keep their group. Ideas and groups erased while
+        the recompute ran are skipped; ideas that arrived meanwhile keep their
         membership if their group survived and are grouped again by the caller otherwise.
         """
         now = run["at"]
@@ -548,7 +559,9 @@ class Store(StaffRecords):
                     )
                 rows.extend((idea, cluster_id, dup) for idea, dup in members)
             self.db.conn.executemany(
-                "INSERT OR REPLACE INTO cluster_members VALUES (?, ?, ?)", rows
+                "INSERT OR REPLACE INTO cluster_members (idea_id, cluster_id, duplicate_of) "
+                "VALUES (?, ?, ?)",
+                rows,
             )
             self._drop_empty_clusters(keep_named=False)
             self.db.execute("DELETE FROM lanes")

@@ -16,6 +16,7 @@ from mitreden.nlp.grouping import cut_similarity, keep_ids, near_duplicates
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.redact import KINDS
 from mitreden.nlp.summary import summarize
+from mitreden.staff import groups
 from mitreden.staff.review import correct_field
 from mitreden.store import Store, StoreError
 
@@ -154,6 +155,21 @@ def test_a_kept_summary_follows_every_change_made_on_any_connection(
     assert after.ideas == before.ideas - 1
     assert not any("Palmen" in text for text in after.representatives)
     other.close()
+
+
+def test_an_idea_a_moderator_moved_stays_through_regroupings(nlp, store, taxonomy) -> None:
+    topics = file_topics(nlp, store)
+    nlp.clusters.recompute(NOW)
+    tree = next(i for i, topic in topics.items() if topic == "trees")
+    office = nlp.clusters.cluster_of(next(i for i, t in topics.items() if t == "office"))
+    groups.move(store, taxonomy, nlp, tree, office, "staff:mia", NOW)
+    alone = groups.move(store, taxonomy, nlp, tree + 1, None, "staff:mia", NOW, lane=NEW_TOPICS)
+    for _ in range(2):
+        nlp.clusters.recompute(NOW)
+        assert store.staff_idea(tree)["cluster_id"] == office
+        assert store.staff_idea(tree + 1)["cluster_id"] == alone
+        assert all(store.staff_idea(i)["cluster_id"] for i in topics), "every idea in a group"
+    assert store.placed_ideas() == {tree, tree + 1}
 
 
 def test_a_word_one_resident_wrote_never_labels_a_group(nlp, store, taxonomy, catalogue) -> None:

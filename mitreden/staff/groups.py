@@ -1,9 +1,8 @@
 """Groups of similar ideas as moderators shape them: rename, merge, split off, move ideas.
 
-Renames and merges are kept on the group and survive every regrouping. A moved idea stays
-where a moderator put it until the next full regrouping (hourly when ideas changed), which
-may place it again by its words; moving it to another action field confirms that field, and
-that lasts.
+Renames and merges are kept on the group, and a moved idea is marked as placed by a
+moderator: all of them survive every regrouping. Moving an idea to another action field
+confirms that field.
 """
 
 from datetime import datetime, timedelta
@@ -59,13 +58,13 @@ def move(
             raise StoreError(f"there is no action field {lane!r}")
         else:
             target = store.new_cluster(lane, now)
-        store.set_membership(idea_id, target, None)
+        store.set_membership(idea_id, target, None, placed_at=now)
         store.audit(now, actor, "idea.moved", f"idea:{idea_id}", was=idea["cluster_id"], to=target)
     field = idea["confirmed_field"] or idea["suggested_field"]
     if lane in {f.id for f in taxonomy.leaves} and lane != field:
         review.correct_field(store, taxonomy, nlp, idea_id, lane, actor, now)
         with store.transaction():  # correcting the field placed it anew; the moderator chose
-            store.set_membership(idea_id, target, None)
+            store.set_membership(idea_id, target, None, placed_at=now)
     return target
 
 
