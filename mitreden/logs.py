@@ -30,9 +30,10 @@ from urllib.parse import quote
 OWN = "mitreden"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 THIRD_PARTY_FLOOR = logging.WARNING
-# Third-party warnings that quote the event or response they are about (nio's schema checks
-# print the offending value, which can be what a resident wrote): only their first part stays.
-QUOTING = ("Error validating",)
+# Third-party warnings that quote what they are about, which can be what a resident wrote:
+# only the part before the first colon stays. nio's schema checks print the offending value;
+# fpdf2 lists the characters of a forwarded summary its font cannot draw.
+QUOTING = ("Error validating", "Font ")
 # Third-party errors that name the client's network address (aiohttp's server): the words
 # before it stay.
 ADDRESSED = ("Error handling request",)

@@ -22,6 +22,7 @@ from test_telegram_chat import Person, give_an_idea
 from mitreden.config import Settings, load_settings
 from mitreden.flows.catalogue import Catalogue
 from mitreden.logs import setup_logging
+from mitreden.staff import files
 
 SECRET = "s3cret-Passwort mit Leerzeichen"
 SENTENCE = "Ich wohne in der Oderberger Straße 12 und wünsche mir eine Rampe"
@@ -136,6 +137,17 @@ def test_third_party_chatter_is_dropped_warnings_are_scrubbed_ours_kept(shared_l
     assert "WARNING nio.responses: Error for @… in !…" in log
     assert "WARNING nio.events.misc: Error validating event: (details left out)" in log
     assert "DEBUG mitreden.bot.matrix: our own detail" in log
+
+
+def test_a_pdf_missing_glyphs_does_not_quote_them(shared_log) -> None:
+    """fpdf2 warns of characters its font lacks and lists them: a resident's words."""
+    markdown = "# Zusammenfassung\n\n> 東京の公園に木を植える\n"
+    files.render(
+        files.Forwarded(7, "mobilitaet", "Mobilität", "de", markdown, "mia", "2026-12-04", [])
+    )
+    log = shared_log()
+    assert "is missing the following glyphs: (details left out)" in log
+    assert "東" not in log and "公園" not in log
 
 
 # Whole channels at DEBUG, as subprocesses. What the resident types and is called is distinctive,
