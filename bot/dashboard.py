@@ -116,6 +116,7 @@ class Dashboard:
         self.throttle = accounts.Throttle()
         self._store = Store(settings.db)
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-pages")
+        self._pictures: dict[str, tuple[tuple[str, int], str]] = {}
         self.fields = [(f.id, f.label(self.language)) for f in self.taxonomy.leaves]
         self.lanes = [*self.fields, (NEW_TOPICS, self.t("summary_new_topics"))]
         self.application = self._application()
@@ -596,13 +597,22 @@ class Dashboard:
 
     async def _map(self, request: web.Request) -> web.Response:
         await self._viewer(request)
-        svg = await self._read(self._map_svg)
+        svg = await self._read(self._picture, "map", self._map_svg)
         return web.Response(body=svg.encode(), content_type="image/svg+xml")
 
     async def _counts(self, request: web.Request) -> web.Response:
         await self._viewer(request)
-        svg = await self._read(self._counts_svg)
+        svg = await self._read(self._picture, "counts", self._counts_svg)
         return web.Response(body=svg.encode(), content_type="image/svg+xml")
+
+    def _picture(self, name: str, draw: Callable[[], str]) -> str:
+        """A picture drawn again only when ideas or groups changed (`Store.revision`): the map
+        of 100,000 ideas takes seconds to draw. Runs on the one pages thread."""
+        revision = self._store.revision()
+        kept = self._pictures.get(name)
+        if kept is None or kept[0] != revision:
+            kept = self._pictures[name] = (revision, draw())
+        return kept[1]
 
     def _counts_svg(self) -> str:
         """Ideas per week, stacked by lane."""

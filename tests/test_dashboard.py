@@ -393,6 +393,10 @@ async def test_groups_rename_merge_move_and_the_map(app, signed_in):
         status, svg = await moderator.get(f"/staff/{picture}.svg")
         assert status == 200 and "<svg" in svg[:300], picture
         assert "<script" not in svg and "<b>" not in svg
+    # The map is kept while nothing changed, and drawn again when an idea comes.
+    [new] = seed(app, ["Ein Trinkbrunnen im Park"])
+    _, svg = await moderator.get("/staff/map.svg")
+    assert f'/staff/ideas/{new}"' in svg and f'/staff/ideas/{ideas[0]}"' in svg
 
 
 async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_in):
