@@ -476,6 +476,12 @@ def test_redaction_sees_through_invisible_characters(catalogue: Catalogue) -> No
     assert visible("ok \U000e0067\u00ad\ufeff") == "ok "
 
 
+@settings(max_examples=300, deadline=None)
+@given(text=st.text())
+def test_visible_drops_every_format_character_and_nothing_else(text: str) -> None:
+    assert visible(text) == "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def test_a_workshop_title_reaches_the_group_without_invisible_characters(
     quick: Engine, catalogue: Catalogue
 ) -> None:
