@@ -725,18 +725,7 @@ class Dashboard:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         from mitreden.staff import forwarding
 
-        member, form = await self._actor(request)
-        engine = self.app.engine
-        result = await self._run(
-            forwarding.forward,
-            engine.store,
-            self.app.settings,
-            engine.taxonomy,
-            engine.catalogue,
-            self._number(request),
-            member.actor,
-            _stamp(_now()),
-        )
+        form, result = await self._forwarding(request, forwarding.forward)
         await self.app.deliver_unsent()
         mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
         raise self._back(form, "forwarded", notified=result.notified, mail=mail)
@@ -745,10 +734,17 @@ class Dashboard:
         """Send a forwarded summary's e-mail again, after the mail server had failed."""
         from mitreden.staff import forwarding
 
+        form, result = await self._forwarding(request, forwarding.resend_mail)
+        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
+        raise self._back(form, "mailed", mail=mail)
+
+    async def _forwarding(self, request: web.Request, call: Callable[..., Any]) -> tuple:
+        """(form, what `call` did): forwarding work on the summary in the path, in the
+        engine's thread, by the signed-in member."""
         member, form = await self._actor(request)
         engine = self.app.engine
         result = await self._run(
-            forwarding.resend_mail,
+            call,
             engine.store,
             self.app.settings,
             engine.taxonomy,
@@ -757,8 +753,7 @@ class Dashboard:
             member.actor,
             _stamp(_now()),
         )
-        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
-        raise self._back(form, "mailed", mail=mail)
+        return form, result
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         await self._viewer(request)
