@@ -338,7 +338,10 @@ def build(path: str, count: int, seed: int) -> JSON:
                 "findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ideas,
             )
-            store.db.conn.executemany("INSERT INTO cluster_members VALUES (?, ?, ?)", members)
+            store.db.conn.executemany(
+                "INSERT INTO cluster_members (idea_id, cluster_id, duplicate_of) VALUES (?, ?, ?)",
+                members,
+            )
             store.db.conn.executemany(
                 "INSERT INTO supports VALUES (?, ?, ?)",
                 [(p, i, stamp(now)) for p, i in sorted(supports)],
