@@ -557,6 +557,8 @@ class Result:
         reset_peak()
 
     profiles: dict[str, JSON] = field(default_factory=dict)
+    waits: dict[str, JSON] = field(default_factory=dict)
+    """How long the engine's thread kept others waiting while the largest field was forwarded."""
 
 
 def settings_for(database: JSON, folder: Path) -> Settings:
@@ -679,6 +681,9 @@ async def run_database(
             result.forwarded.drafts_s = drafts_s
             log(f"  forwarded in {result.forwarded.total_s:.2f} s")
             result.mark("forwarding")
+            log("  the engine's thread while the largest field is forwarded")
+            result.waits = await engine_waits(app, moderator, drafted[-1], now)
+            result.mark("waits")
         if profile:
             result.profiles = await profiles(app, result, largest, drafted[-1])
             result.mark("profiling")
@@ -762,16 +767,67 @@ async def profiles(app: App, result: Result, largest: str, summary_id: int) -> J
     return out
 
 
-def forward_copy(app: App, summary_id: int, now: str) -> None:
-    """Forward a copy of a draft (the same text and ideas), approved: the work of one lane."""
-    engine, store = app.engine, app.engine.store
+def approved_copy(app: App, summary_id: int, now: str) -> int:
+    """An approved copy of a draft (the same text and ideas): one lane's work to forward."""
+    store = app.engine.store
     original = store.summary(summary_id)
     with store.transaction():
         copy = store.add_summary(
             original["lane"], LANGUAGE, original["text"], original["idea_ids"], ACTOR, now
         )
     summaries.approve(store, copy, ACTOR, now)
-    forwarding.forward(store, app.settings, engine.taxonomy, engine.catalogue, copy, ACTOR, now)
+    return copy
+
+
+def forward_in_engine(app: App, summary_id: int, now: str) -> None:
+    """All of forwarding in this thread, as the command line does it."""
+    engine = app.engine
+    forwarding.forward(
+        engine.store, app.settings, engine.taxonomy, engine.catalogue, summary_id, ACTOR, now
+    )
+
+
+def forward_copy(app: App, summary_id: int, now: str) -> None:
+    forward_in_engine(app, approved_copy(app, summary_id, now), now)
+
+
+async def engine_waits(app: App, moderator: Moderator, summary_id: int, now: str) -> JSON:
+    """While a copy of the largest field's summary is forwarded, an empty call into the
+    engine's thread every 20 ms stands for a resident's step: how long it waited. Through the
+    dashboard (only the transaction in that thread), beside all of forwarding in that thread
+    (the command line's way, and the dashboard's before it split the work)."""
+
+    async def pinged(work: Callable[[], Awaitable[Any]]) -> JSON:
+        waits: list[float] = []
+        done = asyncio.Event()
+
+        async def ping() -> None:
+            while not done.is_set():
+                began = time.perf_counter()
+                await app.in_engine(lambda: None)
+                waits.append((time.perf_counter() - began) * 1000)
+                await asyncio.sleep(0.02)
+
+        pinger = asyncio.create_task(ping())
+        began = time.perf_counter()
+        try:
+            await work()
+        finally:
+            done.set()
+            await pinger
+        return {
+            "forward_s": round(time.perf_counter() - began, 2),
+            "pings": len(waits),
+            "wait_p50_ms": round(percentile(waits, 50), 1),
+            "wait_p95_ms": round(percentile(waits, 95), 1),
+            "wait_max_ms": round(max(waits), 1),
+        }
+
+    copy = await app.in_engine(approved_copy, app, summary_id, now)
+    dashboard = await pinged(lambda: moderator.post(f"/staff/summaries/{copy}/forward", {}))
+    copy = await app.in_engine(approved_copy, app, summary_id, now)
+    in_engine = await pinged(lambda: app.in_engine(forward_in_engine, app, copy, now))
+    return {"dashboard": dashboard, "all in the engine's thread": in_engine}
 
 
 # the report
@@ -841,6 +897,7 @@ def payload(results: list[Result], args: argparse.Namespace) -> JSON:
             for r in results
             if r.forwarded
         ],
+        "engine_waits": [{"ideas_in_db": r.database["ideas"], **r.waits} for r in results],
         "goals": goals(results),
         "profiles": {str(r.database["ideas"]): r.profiles for r in results if r.profiles},
     }
@@ -870,6 +927,16 @@ def print_report(data: JSON) -> None:
             f"{max(f['forward_ms']):.0f} ms); {f['files']} files, {f['notified']:,} residents "
             f"told; the other lanes' drafts took {f['drafts_s']:.1f} s beforehand (not counted)"
         )
+    for w in data["engine_waits"]:
+        for how, f in w.items():
+            if how == "ideas_in_db":
+                continue
+            print(
+                f"while forwarding the largest field at {w['ideas_in_db']:,} ideas, {how}: "
+                f"{f['forward_s']:.2f} s; the engine's thread answered {f['pings']} calls in "
+                f"p50 {f['wait_p50_ms']:,.1f} ms, p95 {f['wait_p95_ms']:,.1f} ms, max "
+                f"{f['wait_max_ms']:,.1f} ms"
+            )
     for d in data["databases"]:
         groups = sum(d["groups"].values())
         print(

@@ -168,7 +168,11 @@ class Dashboard:
         self._store.close()
 
     async def _read(self, call: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._reader, call, *args)
+        """A read on the pages' own thread and connection; a refusal becomes a page."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._reader, call, *args)
+        except REFUSED as err:
+            raise Refused("staff_refused") from err
 
     def t(self, key: str, **params: object) -> str:
         return self.catalogue.text(self.language, key, **params)
@@ -723,37 +727,81 @@ class Dashboard:
         raise self._back(form, "approved_summary")
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
-        from mitreden.staff import forwarding
+        """Forward an approved summary. Only the transaction runs in the engine's thread: the
+        files of a large field take seconds to make, and a mail server may be slow, and
+        residents' replies must not wait for either."""
+        from mitreden.staff import files, forwarding
 
-        form, result = await self._forwarding(request, forwarding.forward)
+        member, form = await self._actor(request)
+        engine, settings = self.app.engine, self.app.settings
+        number, now = self._number(request), _stamp(_now())
+        settings.smtp()  # a broken mail setup is refused before anything is forwarded
+        content = await self._read(
+            forwarding.prepare,
+            self._store,
+            engine.taxonomy,
+            engine.catalogue,
+            number,
+            summaries.APPROVED,
+        )
+        paths = await self._aside(files.write, content, settings.forward_directory)
+        result = await self._run(
+            forwarding.commit,
+            engine.store,
+            settings,
+            engine.taxonomy,
+            engine.catalogue,
+            number,
+            paths,
+            member.actor,
+            now,
+        )
         await self.app.deliver_unsent()
-        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
+        mail = await self._mail(content, result, member.actor, now)
         raise self._back(form, "forwarded", notified=result.notified, mail=mail)
 
     async def _mail_again(self, request: web.Request) -> web.StreamResponse:
         """Send a forwarded summary's e-mail again, after the mail server had failed."""
         from mitreden.staff import forwarding
 
-        form, result = await self._forwarding(request, forwarding.resend_mail)
-        mail = {None: "none", True: "sent", False: "failed"}[result.mailed]
-        raise self._back(form, "mailed", mail=mail)
-
-    async def _forwarding(self, request: web.Request, call: Callable[..., Any]) -> tuple:
-        """(form, what `call` did): forwarding work on the summary in the path, in the
-        engine's thread, by the signed-in member."""
         member, form = await self._actor(request)
         engine = self.app.engine
-        result = await self._run(
-            call,
-            engine.store,
-            self.app.settings,
+        number = self._number(request)
+        content = await self._read(
+            forwarding.prepare,
+            self._store,
             engine.taxonomy,
             engine.catalogue,
-            self._number(request),
-            member.actor,
-            _stamp(_now()),
+            number,
+            summaries.FORWARDED,
         )
-        return form, result
+        result = forwarding.Forwarding(number)
+        mail = await self._mail(content, result, member.actor, _stamp(_now()))
+        raise self._back(form, "mailed", mail=mail)
+
+    async def _mail(self, content: Any, result: Any, actor: str, now: str) -> str:
+        """Send the e-mail beside the engine, audit it in its thread; how it went, for the
+        banner (catalogue keys staff_mail_*)."""
+        from mitreden.staff import forwarding
+
+        settings = self.app.settings
+        result.mailed, result.mail_error = await self._aside(
+            forwarding.send_mail, settings, content
+        )
+        await self._run(
+            forwarding.record_mail,
+            self.app.engine.store,
+            settings,
+            result.summary_id,
+            result,
+            actor,
+            now,
+        )
+        return {None: "none", True: "sent", False: "failed"}[result.mailed]
+
+    async def _aside(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Work that neither reads the pages' connection nor writes: on a thread of its own."""
+        return await asyncio.get_running_loop().run_in_executor(None, call, *args)
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         await self._viewer(request)

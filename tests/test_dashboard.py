@@ -409,11 +409,16 @@ async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_
     await moderator.post(f"/staff/summaries/{summary}", {"text": text})
     _, page = await moderator.get(f"/staff/summaries/{summary}")
     assert "<script>alert(1)</script>" not in page and "<b>bold</b>" not in page
+    status, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})
+    assert status == 400 and "is not approved" in page, "a draft is not forwarded"
+    assert not app.settings.forward_directory.exists()
     await moderator.post(f"/staff/summaries/{summary}/approve", {})
     status, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})
     assert status == 200
     files = sorted(p.suffix for p in (app.settings.forward_directory).iterdir())
     assert files == [".csv", ".json", ".md", ".pdf", ".xlsx"]
+    status, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})
+    assert status == 400, "forwarded once only"
     md = next(app.settings.forward_directory.glob("*.md")).read_text()
     assert "Bänke sind gewünscht." in md
     _, page = await moderator.get(f"/staff/summaries/{summary}")

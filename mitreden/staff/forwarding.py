@@ -115,22 +115,51 @@ def forward(
     actor: str,
     now: str,
 ) -> Forwarding:
-    """Forward an approved summary: files, Matrix, residents' notices, then e-mail.
+    """Forward an approved summary: files, Matrix, residents' notices, then e-mail, one after
+    the other (the command line). The dashboard runs the same steps, each on its own thread:
+    only `commit` needs the engine's.
 
-    Runs in the engine's thread (it writes). E-mail is sent last and outside the
-    transaction: a mail server that is down leaves the summary forwarded (files written,
-    residents told) with the failure audited, and `resend_mail` tries again."""
+    E-mail is sent last and outside the transaction: a mail server that is down leaves the
+    summary forwarded (files written, residents told) with the failure audited, and
+    `resend_mail` tries again."""
+    settings.smtp()  # a broken mail setup is refused before anything is forwarded
+    content = prepare(store, taxonomy, catalogue, summary_id, APPROVED)
+    paths = files.write(content, settings.forward_directory)
+    result = commit(store, settings, taxonomy, catalogue, summary_id, paths, actor, now)
+    result.mailed, result.mail_error = send_mail(settings, content)
+    record_mail(store, settings, summary_id, result, actor, now)
+    return result
+
+
+def prepare(
+    store: Store, taxonomy: Taxonomy, catalogue: Catalogue, summary_id: int, state: str
+) -> files.Forwarded:
+    """A summary in `state` with its ideas, as the files need them. Only reads, so the pages'
+    own connection and thread can do it."""
     summary = store.summary(summary_id)
     if summary is None:
         raise SummaryError(f"there is no summary {summary_id}")
-    if summary["state"] != APPROVED:
-        raise SummaryError(f"summary {summary_id} is not approved")
-    settings.smtp()  # a broken mail setup is refused before anything is forwarded
-    result = Forwarding(summary_id)
-    content = forwarded(store, taxonomy, catalogue, summary)
-    result.paths = files.write(content, settings.forward_directory)
+    if summary["state"] != state:
+        raise SummaryError(f"summary {summary_id} is not {state}")
+    return forwarded(store, taxonomy, catalogue, summary)
+
+
+def commit(
+    store: Store,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    catalogue: Catalogue,
+    summary_id: int,
+    paths: list[Path],
+    actor: str,
+    now: str,
+) -> Forwarding:
+    """Mark the summary forwarded, queue it for Matrix, write the residents' notices and audit
+    it, in one transaction (the engine's thread: it writes)."""
+    result = Forwarding(summary_id, paths=paths)
     with store.transaction():
-        if store.summary(summary_id)["state"] != APPROVED:  # forwarded meanwhile, elsewhere
+        summary = store.summary(summary_id)
+        if summary is None or summary["state"] != APPROVED:  # forwarded meanwhile, elsewhere
             raise SummaryError(f"summary {summary_id} is not approved")
         store.update_summary(summary_id, state=FORWARDED, forwarded_at=now, updated_at=now)
         if settings.matrix_strategy_room:
@@ -154,38 +183,41 @@ def forward(
             "summary.forwarded",
             f"summary:{summary_id}",
             lane=summary["lane"],
-            files=[p.name for p in result.paths],
+            files=[p.name for p in paths],
             matrix=result.matrix,
             notified=result.notified,
         )
-    send_mail(store, settings, content, actor, now, result)
     return result
 
 
-def send_mail(
-    store: Store,
-    settings: Settings,
-    content: files.Forwarded,
-    actor: str,
-    now: str,
-    result: Forwarding,
-) -> None:
+def send_mail(settings: Settings, content: files.Forwarded) -> tuple[bool | None, str | None]:
+    """(sent, why not): None when no SMTP is configured. Talks to the mail server only, so it
+    can wait for one that is slow without holding anyone else up."""
     smtp = settings.smtp()
     if smtp is None:
-        return
+        return None, None
     subject = f"{content.field_name} ({content.summary_id})"
     try:
         mail.send(smtp, subject, content.markdown, files.render(content))
-        result.mailed = True
     except mail.MailError as err:
-        result.mailed, result.mail_error = False, str(err)
         log.warning("forwarding by e-mail failed: %s", describe(err))
+        return False, str(err)
+    return True, None
+
+
+def record_mail(
+    store: Store, settings: Settings, summary_id: int, result: Forwarding, actor: str, now: str
+) -> None:
+    """Audit whether the e-mail went (the engine's thread: it writes)."""
+    smtp = settings.smtp()
+    if smtp is None or result.mailed is None:
+        return
     with store.transaction():
         store.audit(
             now,
             actor,
             "summary.mailed" if result.mailed else "summary.mail_failed",
-            f"summary:{content.summary_id}",
+            f"summary:{summary_id}",
             recipients=len(smtp.recipients),
         )
 
@@ -200,9 +232,8 @@ def resend_mail(
     now: str,
 ) -> Forwarding:
     """Send a forwarded summary's e-mail again (after the mail server failed)."""
-    summary = store.summary(summary_id)
-    if summary is None or summary["state"] != FORWARDED:
-        raise SummaryError(f"summary {summary_id} was not forwarded")
+    content = prepare(store, taxonomy, catalogue, summary_id, FORWARDED)
     result = Forwarding(summary_id)
-    send_mail(store, settings, forwarded(store, taxonomy, catalogue, summary), actor, now, result)
+    result.mailed, result.mail_error = send_mail(settings, content)
+    record_mail(store, settings, summary_id, result, actor, now)
     return result
