@@ -6,6 +6,7 @@ events here and sends what they queue. What a decision means and how it is audit
 another screen are shown in the moderator room by following the audit log.
 """
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -291,10 +292,16 @@ class StrategyRoom(StaffRoom):
 
     async def forward(self, dispatch: dict[str, Any]) -> None:
         if dispatch.get("summary_id") is not None:
-            made = await self.channel.in_engine(self._approved, dispatch["summary_id"])
+            language, markdown, forwarded = await self.channel.in_engine(
+                self._approved, dispatch["summary_id"]
+            )
+            # The files of a large field take seconds: made beside the engine's thread.
+            rendered = await asyncio.to_thread(files.render, forwarded)
+            attachments = [Attachment(name, kind, data) for name, (kind, data) in rendered.items()]
+            files_key = "forward_files_approved"
         else:
             made = await self.channel.in_engine(self._fresh, dispatch)
-        language, markdown, attachments, files_key = made
+            language, markdown, attachments, files_key = made
         catalogue = self.channel.engine.catalogue
         shown = markdown
         if len(shown) > SHOWN_CHARACTERS:
@@ -314,16 +321,13 @@ class StrategyRoom(StaffRoom):
                 await self.channel.send_file(self.room_id, attachment)
         await self.channel.in_engine(self._done, dispatch, event_id)
 
-    def _approved(self, summary_id: int) -> tuple[str, str, list[Attachment], str]:
-        """An approved summary's text and files, as the dashboard forwarded it."""
+    def _approved(self, summary_id: int) -> tuple[str, str, files.Forwarded]:
+        """An approved summary's language, text, and what its files are made of, as the
+        dashboard forwarded it."""
         engine = self.channel.engine
         summary = engine.store.summary(summary_id)
         content = forwarding.forwarded(engine.store, engine.taxonomy, engine.catalogue, summary)
-        attachments = [
-            Attachment(name, mimetype, data)
-            for name, (mimetype, data) in files.render(content).items()
-        ]
-        return summary["language"], summary["text"], attachments, "forward_files_approved"
+        return summary["language"], summary["text"], content
 
     def _fresh(self, dispatch: dict[str, Any]) -> tuple[str, str, list[Attachment], str]:
         """A summary of the groups as they are now, with its Markdown and CSV."""
