@@ -33,7 +33,7 @@ from yarl import URL
 from mitreden import reports
 from mitreden.nlp import findings
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.staff import accounts, groups, review, summaries
+from mitreden.staff import Refusal, accounts, groups, review, summaries
 from mitreden.staff.accounts import Member
 from mitreden.store import Store, StoreError
 
@@ -282,7 +282,9 @@ class Dashboard:
 
     async def _refused(self, request: web.Request, err: Refused) -> web.Response:
         member = await self._member(request)
-        why = str(err.__cause__) if err.__cause__ else ""
+        # Why, in the moderator's language: the staff service's refusals name their sentence.
+        cause = err.__cause__
+        why = self.t(cause.key, **cause.params) if isinstance(cause, Refusal) and cause.key else ""
         context = self._context(request, member, problem=err.key, why=why)
         return self._render("refused.html", request, context, err.status)
 

@@ -410,7 +410,8 @@ async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_
     _, page = await moderator.get(f"/staff/summaries/{summary}")
     assert "<script>alert(1)</script>" not in page and "<b>bold</b>" not in page
     status, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})
-    assert status == 400 and "is not approved" in page, "a draft is not forwarded"
+    why = app.engine.catalogue.text("de", "refused_not_approved")
+    assert status == 400 and html.escape(why) in page, "a draft is not forwarded, and why"
     assert not app.settings.forward_directory.exists()
     await moderator.post(f"/staff/summaries/{summary}/approve", {})
     status, page, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})

@@ -2,6 +2,7 @@
 forwarding and the audit log's filters. No embedding model, except where one must learn."""
 
 import json
+import re
 import socket
 import stat
 import time
@@ -10,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from mitreden import reports
+from mitreden import reports, staff
 from mitreden.config import Settings
+from mitreden.flows.catalogue import LANGUAGES
 from mitreden.flows.messages import load_outbound
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.staff import accounts, forwarding, groups, review, summaries
@@ -703,3 +705,18 @@ def test_the_audit_log_filters_by_actor_action_prefix_and_subject(store: Store) 
     assert [e["action"] for e in newest] == ["a\\b", "1000.done"]
     older = store.audit_entries(before=newest[-1]["id"], limit=1)
     assert [e["action"] for e in older] == ["100%.done"]
+
+
+def test_every_refusal_says_why_in_every_language(store: Store, catalogue) -> None:
+    """The staff service names the sentence of each refusal; the dashboard shows it after
+    "Grund:", so every catalogue must have it, with the parameters the service gives."""
+    source = "".join(p.read_text() for p in Path(staff.__file__).parent.glob("*.py"))
+    named = set(re.findall(r'"(refused_\w+)"', source))
+    keys = named | {f"refused_not_{state}" for state in (summaries.APPROVED, summaries.FORWARDED)}
+    assert len(named) >= 20
+    for language in LANGUAGES:
+        for key in keys:
+            assert catalogue.text(language, key, count=8).strip(), (language, key)
+    with pytest.raises(review.ReviewError) as refused:
+        review.reveal(store, add_idea(store), MOD, "", NOW)
+    assert refused.value.key == "refused_reveal_reason"

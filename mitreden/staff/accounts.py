@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from mitreden.staff import Refusal
 from mitreden.store import Store
 
 MODERATOR, ADMIN = "moderator", "admin"
@@ -37,7 +38,7 @@ _hasher = PasswordHasher()
 _UNKNOWN = _hasher.hash(secrets.token_urlsafe(16))
 
 
-class AccountError(ValueError):
+class AccountError(Refusal):
     """An account cannot be made or changed as asked; the message says why in one line."""
 
 
@@ -63,11 +64,15 @@ class Member:
 
 def _check(name: str, role: str, password: str | None) -> None:
     if not NAME.match(name):
-        raise AccountError("a name is 1 to 64 letters, digits or . _ @ -")
+        raise AccountError("a name is 1 to 64 letters, digits or . _ @ -", "refused_name")
     if role not in ROLES:
-        raise AccountError(f"the role is one of {', '.join(ROLES)}")
+        raise AccountError(f"the role is one of {', '.join(ROLES)}", "refused_role")
     if password is not None and len(password) < MIN_PASSWORD:
-        raise AccountError(f"a password has at least {MIN_PASSWORD} characters")
+        raise AccountError(
+            f"a password has at least {MIN_PASSWORD} characters",
+            "refused_password",
+            count=MIN_PASSWORD,
+        )
 
 
 def add(store: Store, name: str, role: str, password: str, actor: str, now: str) -> int:
@@ -76,7 +81,7 @@ def add(store: Store, name: str, role: str, password: str, actor: str, now: str)
     with store.transaction():
         # SQLite's NOCASE folds ASCII only: "Ärger" and "ärger" are one name too.
         if any(m["name"].casefold() == name.casefold() for m in store.staff_members()):
-            raise AccountError(f"there is already an account {name!r}")
+            raise AccountError(f"there is already an account {name!r}", "refused_name_taken")
         staff_id = store.add_staff(name, role, _hasher.hash(password), now)
         store.audit(now, actor, "staff.added", f"staff:{name}", role=role)
     return staff_id
@@ -96,7 +101,7 @@ def change(
     with store.transaction():
         member = store.staff_member(name)
         if member is None:
-            raise AccountError(f"there is no account {name!r}")
+            raise AccountError(f"there is no account {name!r}", "refused_no_account")
         _check(member["name"], role or member["role"], password)
         columns: dict[str, object] = {}
         if role is not None:
@@ -182,7 +187,7 @@ def end_sessions(store: Store, name: str, actor: str, now: str) -> None:
     with store.transaction():
         member = store.staff_member(name)
         if member is None:
-            raise AccountError(f"there is no account {name!r}")
+            raise AccountError(f"there is no account {name!r}", "refused_no_account")
         store.update_staff(member["id"], sessions_from=now)
         store.drop_sessions(staff_id=member["id"])
         store.audit(now, actor, "staff.signed_out", f"staff:{member['name']}", everywhere=True)

@@ -138,9 +138,9 @@ def prepare(
     own connection and thread can do it."""
     summary = store.summary(summary_id)
     if summary is None:
-        raise SummaryError(f"there is no summary {summary_id}")
+        raise SummaryError(f"there is no summary {summary_id}", "refused_no_summary")
     if summary["state"] != state:
-        raise SummaryError(f"summary {summary_id} is not {state}")
+        raise SummaryError(f"summary {summary_id} is not {state}", f"refused_not_{state}")
     return forwarded(store, taxonomy, catalogue, summary)
 
 
@@ -160,7 +160,7 @@ def commit(
     with store.transaction():
         summary = store.summary(summary_id)
         if summary is None or summary["state"] != APPROVED:  # forwarded meanwhile, elsewhere
-            raise SummaryError(f"summary {summary_id} is not approved")
+            raise SummaryError(f"summary {summary_id} is not approved", "refused_not_approved")
         store.update_summary(summary_id, state=FORWARDED, forwarded_at=now, updated_at=now)
         if settings.matrix_strategy_room:
             dispatch = store.add_dispatch(summary["lane"], summary["language"], actor, now)

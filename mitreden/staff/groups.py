@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
-from mitreden.staff import review
-from mitreden.store import Store, StoreError
+from mitreden.staff import GroupError, review
+from mitreden.store import Store
 
 MAX_LABEL = 120
 TREND_DAYS = 7
@@ -24,6 +24,8 @@ def rename(store: Store, cluster_id: int, label: str, actor: str, now: str) -> N
 
 
 def merge(store: Store, source: int, target: int, actor: str, now: str) -> None:
+    if source == target:
+        raise GroupError("a group cannot be merged into itself", "refused_merge_itself")
     store.merge_cluster(source, target, actor, now)
 
 
@@ -46,16 +48,18 @@ def move(
     with store.transaction():
         idea = store.staff_idea(idea_id)
         if idea is None:
-            raise StoreError(f"there is no idea {idea_id}")
+            raise GroupError(f"there is no idea {idea_id}", "refused_no_idea")
         if target is not None:
             cluster = store.cluster(target)
             if cluster is None:
-                raise StoreError(f"there is no group {target}")
+                raise GroupError(f"there is no group {target}", "refused_no_group")
             lane = cluster["lane"]
         elif lane is None:
-            raise StoreError("say which group, or which field for a new one")
+            raise GroupError(
+                "say which group, or which field for a new one", "refused_group_or_field"
+            )
         elif lane not in {f.id for f in taxonomy.leaves} | {NEW_TOPICS}:
-            raise StoreError(f"there is no action field {lane!r}")
+            raise GroupError(f"there is no action field {lane!r}", "refused_no_field")
         else:
             target = store.new_cluster(lane, now)
         store.set_membership(idea_id, target, None, placed_at=now)

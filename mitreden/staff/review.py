@@ -14,7 +14,8 @@ from mitreden.flows.catalogue import LANGUAGES, Catalogue
 from mitreden.nlp import findings
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
-from mitreden.store import Store, StoreError
+from mitreden.staff import GroupError, Refusal
+from mitreden.store import Store
 from mitreden.store.store import from_blob
 
 PENDING, APPROVED, REJECTED, HELD = "pending", "approved", "rejected", "held"
@@ -36,7 +37,7 @@ MAX_NOTE = 500
 MIN_REVEAL_REASON = 5
 
 
-class ReviewError(ValueError):
+class ReviewError(Refusal):
     """A decision that cannot be made as asked; the message says why in one line."""
 
 
@@ -63,9 +64,9 @@ def review(
     A rejection from the dashboard carries a reason from REASONS and maybe a note; one from a
     Matrix reply has none. The same decision twice is audited once."""
     if state not in AUDITED_AS:
-        raise ReviewError(f"no such decision {state!r}")
+        raise ReviewError(f"no such decision {state!r}", "refused_decision")
     if reason is not None and reason not in (*REASONS, SPLIT):
-        raise ReviewError(f"no such reason {reason!r}")
+        raise ReviewError(f"no such reason {reason!r}", "refused_reason")
     note = (note or "").strip()[:MAX_NOTE] or None
     if state != REJECTED:
         reason = note = None
@@ -87,18 +88,20 @@ def undo(store: Store, idea_id: int, actor: str, now: str) -> str:
     """Go back to the state before the idea's latest decision; the state it is in now."""
     idea = store.idea(idea_id)
     if idea is not None and idea["review_reason"] == SPLIT:
-        raise ReviewError(f"idea {idea_id} was split; decide on its parts instead")
+        raise ReviewError(
+            f"idea {idea_id} was split; decide on its parts instead", "refused_was_split"
+        )
     last = store.audit_entries(subject=f"idea:{idea_id}", action="idea.", limit=20)
     decided = [e for e in last if e["action"] in AUDITED_AS.values()]
     if not decided:
-        raise ReviewError(f"idea {idea_id} has no decision to undo")
+        raise ReviewError(f"idea {idea_id} has no decision to undo", "refused_no_undo")
     before = decided[0]["detail"]
     state = before.get("was", PENDING)
     reason = before.get("was_reason")
     with store.transaction():
         was = store.decide(idea_id, state, reason, None, now)
         if was is None:
-            raise ReviewError(f"there is no idea {idea_id}")
+            raise ReviewError(f"there is no idea {idea_id}", "refused_no_idea")
         if was["review_reason"] == "duplicate" and reason != "duplicate":
             store.mark_duplicate(idea_id, None)  # the support it gave the other idea stays
         store.audit(now, actor, "idea.undone", f"idea:{idea_id}", was=was["review"], to=state)
@@ -109,13 +112,13 @@ def mark_duplicate(store: Store, idea_id: int, of: int, actor: str, now: str) ->
     """Reject an idea as a repeat of another; its author then counts as a supporter of that
     one, so their voice is not lost."""
     if idea_id == of:
-        raise ReviewError("an idea cannot repeat itself")
+        raise ReviewError("an idea cannot repeat itself", "refused_repeats_itself")
     with store.transaction():
         idea, other = store.idea(idea_id), store.idea(of)
         if idea is None or other is None:
-            raise ReviewError(f"there is no idea {of if idea else idea_id}")
+            raise ReviewError(f"there is no idea {of if idea else idea_id}", "refused_no_idea")
         if other["review"] == REJECTED:
-            raise ReviewError(f"idea {of} is rejected; choose one that is not")
+            raise ReviewError(f"idea {of} is rejected; choose one that is not", "refused_rejected")
         store.mark_duplicate(idea_id, of)
         store.add_support(idea["participant_id"], of, now)
         was = store.decide(idea_id, REJECTED, "duplicate", None, now)
@@ -134,11 +137,11 @@ def reveal(store: Store, idea_id: int, actor: str, reason: str, now: str) -> str
     """An idea's own words, unredacted, for an admin who says why; the why is audited."""
     reason = " ".join(reason.split())[:MAX_NOTE]
     if len(reason) < MIN_REVEAL_REASON:
-        raise ReviewError("say why the raw text is needed")
+        raise ReviewError("say why the raw text is needed", "refused_reveal_reason")
     with store.transaction():
         idea = store.idea(idea_id)
         if idea is None:
-            raise ReviewError(f"there is no idea {idea_id}")
+            raise ReviewError(f"there is no idea {idea_id}", "refused_no_idea")
         store.audit(now, actor, "idea.revealed", f"idea:{idea_id}", reason=reason)
     return idea["text"]
 
@@ -157,15 +160,15 @@ def split(
     split, so nothing counts twice."""
     parts = [" ".join(p.split()) for p in parts if p.strip()]
     if len(parts) < 2:
-        raise ReviewError("a split needs at least two parts")
+        raise ReviewError("a split needs at least two parts", "refused_split_parts")
     vectors = list(nlp.embedder.embed(parts)) if nlp is not None else [None] * len(parts)
     suggested = [nlp.suggest(v, k=1)[0] if nlp is not None else None for v in vectors]
     with store.transaction():
         idea = store.idea(idea_id)
         if idea is None:
-            raise ReviewError(f"there is no idea {idea_id}")
+            raise ReviewError(f"there is no idea {idea_id}", "refused_no_idea")
         if idea["review_reason"] == SPLIT:
-            raise ReviewError(f"idea {idea_id} was split already")
+            raise ReviewError(f"idea {idea_id} was split already", "refused_split_again")
         kept = ("participant_id", "language", "district", "age_band", "actor_group", "notify")
         new_ids = []
         for text, vector, suggestion in zip(parts, vectors, suggested, strict=True):
@@ -222,11 +225,11 @@ def correct_field(
     like it is suggested better; the idea moves to a group of its new field at once.
     """
     if field not in {f.id for f in taxonomy.leaves}:
-        raise StoreError(f"there is no action field {field!r}")
+        raise GroupError(f"there is no action field {field!r}", "refused_no_field")
     with store.transaction():
         idea = store.idea(idea_id)
         if idea is None:
-            raise StoreError(f"there is no idea {idea_id}")
+            raise GroupError(f"there is no idea {idea_id}", "refused_no_idea")
         was = idea["confirmed_field"]
         store.update_idea(idea_id, confirmed_field=field, updated_at=now)
         store.audit(now, actor, "idea.field_corrected", f"idea:{idea_id}", was=was, to=field)

@@ -11,13 +11,14 @@ from typing import Any
 from mitreden import reports
 from mitreden.flows.catalogue import Catalogue
 from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.staff import Refusal
 from mitreden.store import Store
 
 DRAFT, APPROVED, FORWARDED = "draft", "approved", "forwarded"
 MAX_TEXT = 200_000
 
 
-class SummaryError(ValueError):
+class SummaryError(Refusal):
     """A summary cannot be changed as asked; the message says why in one line."""
 
 
@@ -32,7 +33,7 @@ def draft(
 ) -> int:
     """A new draft for one action field (or new topics) from the current groups."""
     if lane not in reports.lanes(taxonomy):
-        raise SummaryError(f"there is no action field {lane!r}")
+        raise SummaryError(f"there is no action field {lane!r}", "refused_no_field")
     fields = reports.summaries(store, taxonomy, catalogue, language, lane)
     text = reports.to_markdown(fields, catalogue, language)
     with store.transaction():
@@ -44,9 +45,11 @@ def draft(
 def _open(store: Store, summary_id: int) -> dict[str, Any]:
     summary = store.summary(summary_id)
     if summary is None:
-        raise SummaryError(f"there is no summary {summary_id}")
+        raise SummaryError(f"there is no summary {summary_id}", "refused_no_summary")
     if summary["state"] == FORWARDED:
-        raise SummaryError(f"summary {summary_id} was forwarded; make a new draft")
+        raise SummaryError(
+            f"summary {summary_id} was forwarded; make a new draft", "refused_was_forwarded"
+        )
     return summary
 
 
@@ -54,9 +57,11 @@ def edit(store: Store, summary_id: int, text: str, actor: str, now: str) -> None
     """Save a moderator's text. An approved summary that is edited is a draft again."""
     text = text.replace("\r\n", "\n").strip()
     if not text:
-        raise SummaryError("a summary cannot be empty")
+        raise SummaryError("a summary cannot be empty", "refused_summary_empty")
     if len(text) > MAX_TEXT:
-        raise SummaryError(f"a summary has at most {MAX_TEXT} characters")
+        raise SummaryError(
+            f"a summary has at most {MAX_TEXT} characters", "refused_summary_long", count=MAX_TEXT
+        )
     with store.transaction():
         summary = _open(store, summary_id)
         if summary["text"] == text:
