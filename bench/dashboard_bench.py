@@ -632,9 +632,10 @@ async def run_database(
     began = time.perf_counter()
     app = App(settings)
     await app.start()
-    # The word lists load on a thread of their own at start: wait, so no page shares the CPU.
+    # The word lists load, and the dashboard reads every idea for the summaries, on threads
+    # of their own at start: wait for both, so no page shares the CPU with them.
     for thread in threading.enumerate():
-        if thread.name == "word-lists":
+        if thread.name in ("word-lists", "staff-warm-up"):
             await asyncio.to_thread(thread.join)
     result = Result(database, time.perf_counter() - began, peak_reset=reset)
     result.mark("start")
@@ -944,7 +945,7 @@ def print_report(data: JSON) -> None:
             f"{groups} groups, {d['participants']:,} participants, {d['supports']:,} supports, "
             f"{d['audit']:,} audit entries), largest field {d['largest']} "
             f"({d['lane_ideas'][d['largest']]:,} ideas); App ready in {d['start_s']:.2f} s "
-            "(word lists loaded); "
+            "(word lists loaded, every idea read for the summaries); "
             f"peak memory {d['peak_mb']:,} MB"
             + ("" if d["peak_reset"] else " (peak since the process began)")
         )

@@ -207,6 +207,7 @@ class WebChannel:
         bound_host, bound_port = self._runner.addresses[0][:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.address = f"http://{shown}:{bound_port}/"
+        self.dashboard.start()
         # Replies a crash left in the outbox go onto their pages once the engine is free;
         # the first pages are served meanwhile.
         self._late = asyncio.ensure_future(self.app.in_engine(self._deliver_unsent))

@@ -68,6 +68,10 @@ class Readings:
         self._serials = itertools.count()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """How many ideas' readings are kept."""
+        return len(self._kept)
+
     def of(self, ideas: Mapping[int, Mapping], wanted: list[int]) -> dict[int, keywords.Analysed]:
         """The readings of the ideas `wanted` (ids in `ideas`); readings of ideas that are no
         longer in `ideas` are forgotten, so erased words do not stay in memory."""

@@ -7,9 +7,11 @@ nothing. Ideas are written straight into the database the App uses, as the chat 
 them, so the tests need no model.
 """
 
+import asyncio
 import html
 import re
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 
 from mitreden.app import App
 from mitreden.config import load_settings
+from mitreden.nlp.summary import READINGS
 from mitreden.staff import accounts
 
 NOW = "2026-12-01T10:00:00+00:00"
@@ -397,6 +400,18 @@ async def test_groups_rename_merge_move_and_the_map(app, signed_in):
     [new] = seed(app, ["Ein Trinkbrunnen im Park"])
     _, svg = await moderator.get("/staff/map.svg")
     assert f'/staff/ideas/{new}"' in svg and f'/staff/ideas/{ideas[0]}"' in svg
+
+
+async def test_the_ideas_are_read_for_summaries_beside_the_start(app) -> None:
+    """So the first groups page after a start does not wait for spaCy to read every idea."""
+    ideas = seed(app, ["Mehr Bänke im Park", "Bänke am Spielplatz", "Schatten im Park"])
+    a_group(app, ideas)
+    READINGS.of({}, [])  # forget every reading, as a fresh process has none
+    assert len(READINGS) == 0
+    app.web.dashboard.start()
+    [warm_up] = [t for t in threading.enumerate() if t.name == "staff-warm-up"]
+    await asyncio.to_thread(warm_up.join)
+    assert len(READINGS) == len(ideas)
 
 
 async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_in):
