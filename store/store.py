@@ -539,8 +539,9 @@ class Store(StaffRecords):
         now = run["at"]
         with self.transaction():
             alive = {row[0] for row in self.db.execute("SELECT id FROM ideas")}
+            alive -= self.placed_ideas()  # placed by a moderator while the recompute ran
             existing = {row[0] for row in self.db.execute("SELECT id FROM clusters")}
-            grouped = [idea for _, _, members in groups for idea, _ in members]
+            grouped = [idea for _, _, members in groups for idea, _ in members if idea in alive]
             for start in range(0, len(grouped), 500):
                 chunk = grouped[start : start + 500]
                 marks = ", ".join("?" for _ in chunk)

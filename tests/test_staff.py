@@ -429,6 +429,18 @@ def grouped(store: Store, lane: str = TREES, *ideas: int) -> int:
     return cluster
 
 
+def test_an_idea_placed_while_a_regrouping_ran_stays_placed(store: Store, taxonomy) -> None:
+    """The regrouping read which ideas were placed before a moderator moved this one: saving
+    its result must not take the idea back."""
+    idea, other = add_idea(store), add_idea(store, "Schatten auf dem Spielplatz")
+    old = grouped(store, TREES, idea, other)
+    moved = groups.move(store, taxonomy, None, idea, None, MOD, NOW, lane=TREES)
+    run = {"at": LATER, "model": "test", "ideas": 2, "clusters": 1, "kept_ids": 1, "seconds": 0}
+    store.save_grouping([(old, TREES, [(idea, None), (other, idea)])], {TREES: None}, run)
+    assert store.staff_idea(idea)["cluster_id"] == moved
+    assert store.staff_idea(other)["cluster_id"] == old
+
+
 def test_a_group_is_renamed_and_an_empty_label_goes_back_to_keywords(store: Store) -> None:
     group = grouped(store, TREES, add_idea(store))
     groups.rename(store, group, "  Bäume\nund   Schatten ", MOD, NOW)
