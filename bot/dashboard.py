@@ -41,6 +41,8 @@ from mitreden.store import Store, StoreError
 
 if TYPE_CHECKING:
     from mitreden.bot.web import WebChannel
+    from mitreden.staff.files import Forwarded
+    from mitreden.staff.forwarding import Forwarding
 
 log = logging.getLogger(__name__)
 
@@ -803,7 +805,7 @@ class Dashboard:
         mail = await self._mail(content, result, member.actor, _stamp(_now()))
         raise self._back(form, "mailed", mail=mail)
 
-    async def _mail(self, content: Any, result: Any, actor: str, now: str) -> str:
+    async def _mail(self, content: "Forwarded", result: "Forwarding", actor: str, now: str) -> str:
         """Send the e-mail beside the engine, audit it in its thread; how it went, for the
         banner (catalogue keys staff_mail_*)."""
         from mitreden.staff import forwarding
