@@ -12,7 +12,7 @@ import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from mitreden.data import filler_words_path
 from mitreden.yamlfile import load_yaml
@@ -47,26 +47,29 @@ def pipeline(language: str) -> "Language":
     return nlp
 
 
-@dataclass
-class Analysed:
-    """One idea, read once: its content lemmas (lower-cased keys) and its sentences."""
+class Analysed(NamedTuple):
+    """One idea, read once: its content lemmas (lower-cased keys) and its sentences.
 
-    lemmas: list[str] = field(default_factory=list)
-    shown: dict[str, str] = field(default_factory=dict)
+    Tuples and a dict of strings: the dashboard keeps one per idea, and Python's garbage
+    collector stops looking at tuples and dicts of strings, where lists would each be one
+    more object for every full collection to visit (two per idea)."""
+
+    lemmas: tuple[str, ...]
+    shown: dict[str, str]
     """How each lemma key is best written (a German noun keeps its capital)."""
-    sentences: list[str] = field(default_factory=list)
+    sentences: tuple[str, ...]
 
 
 def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
-    out: list[Analysed] = [Analysed() for _ in texts]
+    out: list[Analysed] = [Analysed((), {}, ()) for _ in texts]
     by_language: dict[str, list[int]] = {}
     for i, language in enumerate(languages):
         by_language.setdefault(language or "de", []).append(i)
     for language, rows in by_language.items():
         nlp = pipeline(language)
         for row, doc in zip(rows, nlp.pipe(texts[i] for i in rows), strict=True):
-            result = out[row]
-            result.sentences = [s.text.strip() for s in doc.sents if s.text.strip()]
+            lemmas: list[str] = []
+            shown: dict[str, str] = {}
             for token in doc:
                 lemma = token.lemma_ or token.text
                 key = lemma.lower()
@@ -78,8 +81,10 @@ def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
                     or key in filler_words()
                 ):
                     continue
-                result.lemmas.append(key)
-                result.shown.setdefault(key, lemma)
+                lemmas.append(key)
+                shown.setdefault(key, lemma)
+            sentences = tuple(s.text.strip() for s in doc.sents if s.text.strip())
+            out[row] = Analysed(tuple(lemmas), shown, sentences)
     return out
 
 

@@ -61,8 +61,12 @@ class Readings:
     the pages' thread."""
 
     def __init__(self) -> None:
-        self._kept: dict[int, tuple[int, int, keywords.Analysed]] = {}
-        """idea id: (fingerprint, serial of the reading, reading)"""
+        # Per idea id, in dicts of their own: Python's garbage collector leaves dicts of
+        # numbers alone, where a tuple per idea would be one more object for it to visit.
+        self._kept: dict[int, keywords.Analysed] = {}
+        self._fingerprints: dict[int, int] = {}
+        self._serials_of: dict[int, int] = {}
+        """when each reading was made: a group's words are counted again when one is newer"""
         self._words: dict[tuple[int, ...], tuple[int, keywords.Words]] = {}
         """member ids: (newest serial among their readings, their words)"""
         self._serials = itertools.count()
@@ -77,15 +81,16 @@ class Readings:
         longer in `ideas` are forgotten, so erased words do not stay in memory."""
         with self._lock:
             for gone in self._kept.keys() - ideas.keys():
-                del self._kept[gone]
+                del self._kept[gone], self._fingerprints[gone], self._serials_of[gone]
             seen = {i: _fingerprint(ideas[i]) for i in wanted}
-            new = [i for i in wanted if self._kept.get(i, (None,))[0] != seen[i]]
+            new = [i for i in wanted if self._fingerprints.get(i) != seen[i]]
             read = keywords.analyse(
                 [findings.marked(ideas[i]) for i in new], [ideas[i]["language"] for i in new]
             )
             for i, analysed in zip(new, read, strict=True):
-                self._kept[i] = (seen[i], next(self._serials), analysed)
-            return {i: self._kept[i][2] for i in wanted}
+                self._kept[i], self._fingerprints[i] = analysed, seen[i]
+                self._serials_of[i] = next(self._serials)
+            return {i: self._kept[i] for i in wanted}
 
     def words(self, groups: list[list[int]]) -> list[keywords.Words]:
         """Each group's words (its members read by `of` before); only these groups' are kept."""
@@ -93,10 +98,10 @@ class Readings:
             result, kept = [], {}
             for ids in groups:
                 key = tuple(ids)
-                newest = max((self._kept[i][1] for i in ids), default=-1)
+                newest = max((self._serials_of[i] for i in ids), default=-1)
                 known = self._words.get(key)
                 if known is None or known[0] != newest:
-                    known = (newest, keywords.words([self._kept[i][2] for i in ids]))
+                    known = (newest, keywords.words([self._kept[i] for i in ids]))
                 kept[key] = known
                 result.append(known[1])
             self._words = kept
