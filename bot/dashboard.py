@@ -528,8 +528,9 @@ class Dashboard:
 
     def _groups_page(self, lane: str) -> dict:
         fields = reports.summaries(self._store, self.taxonomy, self.catalogue, self.language, lane)
-        trend = self._store.group_trend(groups.trend_since(_now()))
         shown = fields[0].groups if fields else []
+        ids = [c for g in shown for c in [g.id, *g.merged_from]]
+        trend = self._store.group_trend(groups.trend_since(_now()), ids)
         rows = []
         for g in shown:
             recent = sum(trend.get(c, (0, 0))[0] for c in [g.id, *g.merged_from])

@@ -254,14 +254,26 @@ class StaffRecords:
             )
         ]
 
-    def group_trend(self, since: str) -> dict[int, tuple[int, int]]:
-        """Per group: (ideas since `since`, ideas in all), rejected ones left out."""
-        cursor = self.db.execute(
+    def group_trend(
+        self, since: str, cluster_ids: list[int] | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """Per group (of `cluster_ids`, or all): (ideas since `since`, ideas in all), rejected
+        ones left out. Asking for a field's groups only saves reading every idea's row (a
+        quarter of a second at 100,000 ideas)."""
+        sql = (
             "SELECT m.cluster_id, sum(i.created_at >= ?), count(*) FROM cluster_members m "
-            "JOIN ideas i ON i.id = m.idea_id WHERE i.review != 'rejected' GROUP BY m.cluster_id",
-            (since,),
+            "JOIN ideas i ON i.id = m.idea_id WHERE i.review != 'rejected' {only}"
+            "GROUP BY m.cluster_id"
         )
-        return {cid: (recent or 0, total) for cid, recent, total in cursor}
+        if cluster_ids is None:
+            rows = self.db.execute(sql.format(only=""), (since,)).fetchall()
+        else:
+            rows = []
+            for start in range(0, len(cluster_ids), 500):
+                chunk = cluster_ids[start : start + 500]
+                only = f"AND m.cluster_id IN ({', '.join('?' for _ in chunk)}) "
+                rows += self.db.execute(sql.format(only=only), (since, *chunk)).fetchall()
+        return {cid: (recent or 0, total) for cid, recent, total in rows}
 
     def cluster(self, cluster_id: int) -> dict[str, Any] | None:
         return self._one("SELECT * FROM clusters WHERE id = ?", (cluster_id,))

@@ -441,6 +441,20 @@ def test_an_idea_placed_while_a_regrouping_ran_stays_placed(store: Store, taxono
     assert store.staff_idea(other)["cluster_id"] == old
 
 
+def test_a_groups_trend_counts_its_recent_ideas_for_the_groups_asked_for(store: Store) -> None:
+    old, new, other = add_idea(store), add_idea(store, "Schatten"), add_idea(store, "Wasser")
+    with store.transaction():
+        store.db.execute("UPDATE ideas SET created_at = ? WHERE id = ?", (at(days=-30), old))
+    trees, water = grouped(store, TREES, old, new), grouped(store, TREES, other)
+    since = at(days=-7)
+    assert store.group_trend(since) == {trees: (1, 2), water: (1, 1)}
+    assert store.group_trend(since, [water]) == {water: (1, 1)}
+    assert store.group_trend(since, []) == {}
+    with store.transaction():
+        store.set_review(new, "rejected", NOW)
+    assert store.group_trend(since, [trees, water]) == {trees: (0, 1), water: (1, 1)}
+
+
 def test_a_group_is_renamed_and_an_empty_label_goes_back_to_keywords(store: Store) -> None:
     group = grouped(store, TREES, add_idea(store))
     groups.rename(store, group, "  Bäume\nund   Schatten ", MOD, NOW)
