@@ -172,6 +172,16 @@ def test_an_idea_a_moderator_moved_stays_through_regroupings(nlp, store, taxonom
     assert store.placed_ideas() == {tree, tree + 1}
 
 
+def test_one_lane_reads_as_it_does_among_all_lanes(nlp, store, taxonomy, catalogue) -> None:
+    """What `reports.summaries` relies on when it cuts one lane out of all lanes' summaries."""
+    file_topics(nlp, store)
+    nlp.clusters.recompute(NOW)
+    everything = summarize(store, taxonomy, redaction(catalogue))
+    assert len(everything) >= 2
+    for lane in everything:
+        assert summarize(store, taxonomy, redaction(catalogue), "de", lane.lane) == [lane]
+
+
 def test_a_word_one_resident_wrote_never_labels_a_group(nlp, store, taxonomy, catalogue) -> None:
     file_idea(nlp, store, "Mehr Bäume pflanzen gegen die Hitze, sagt Wilhelmine Quast", "p-a")
     file_idea(nlp, store, "Bäume pflanzen gegen Hitze in der Stadt", "p-b")
