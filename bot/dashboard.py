@@ -763,15 +763,8 @@ class Dashboard:
         engine, settings = self.app.engine, self.app.settings
         number, now = self._number(request), _stamp(_now())
         settings.smtp()  # a broken mail setup is refused before anything is forwarded
-        content = await self._read(
-            forwarding.prepare,
-            self._store,
-            engine.taxonomy,
-            engine.catalogue,
-            number,
-            summaries.APPROVED,
-        )
-        paths = await self._aside(files.write, content, settings.forward_directory)
+        content, rendered = await self._prepared(number, summaries.APPROVED)
+        paths = await self._aside(files.write, rendered, settings.forward_directory)
         result = await self._run(
             forwarding.commit,
             engine.store,
@@ -784,7 +777,7 @@ class Dashboard:
             now,
         )
         await self.app.deliver_unsent()
-        mail = await self._mail(content, result, member.actor, now)
+        mail = await self._mail(content, rendered, result, member.actor, now)
         raise self._back(form, "forwarded", notified=result.notified, mail=mail)
 
     async def _mail_again(self, request: web.Request) -> web.StreamResponse:
@@ -792,28 +785,33 @@ class Dashboard:
         from mitreden.staff import forwarding
 
         member, form = await self._actor(request)
-        engine = self.app.engine
         number = self._number(request)
-        content = await self._read(
-            forwarding.prepare,
-            self._store,
-            engine.taxonomy,
-            engine.catalogue,
-            number,
-            summaries.FORWARDED,
-        )
+        content, rendered = await self._prepared(number, summaries.FORWARDED)
         result = forwarding.Forwarding(number)
-        mail = await self._mail(content, result, member.actor, _stamp(_now()))
+        mail = await self._mail(content, rendered, result, member.actor, _stamp(_now()))
         raise self._back(form, "mailed", mail=mail)
 
-    async def _mail(self, content: "Forwarded", result: "Forwarding", actor: str, now: str) -> str:
+    async def _prepared(self, number: int, state: str) -> tuple["Forwarded", dict]:
+        """A summary in `state` with its ideas, read on the pages' thread, and its files,
+        made beside the engine's."""
+        from mitreden.staff import files, forwarding
+
+        engine = self.app.engine
+        content = await self._read(
+            forwarding.prepare, self._store, engine.taxonomy, engine.catalogue, number, state
+        )
+        return content, await self._aside(files.render, content)
+
+    async def _mail(
+        self, content: "Forwarded", rendered: dict, result: "Forwarding", actor: str, now: str
+    ) -> str:
         """Send the e-mail beside the engine, audit it in its thread; how it went, for the
         banner (catalogue keys staff_mail_*)."""
         from mitreden.staff import forwarding
 
         settings = self.app.settings
         result.mailed, result.mail_error = await self._aside(
-            forwarding.send_mail, settings, content
+            forwarding.send_mail, settings, content, rendered
         )
         await self._run(
             forwarding.record_mail,

@@ -8,6 +8,8 @@ Every method runs inside the caller's transaction when it writes.
 import json
 from typing import Any
 
+from mitreden.store.chunks import in_chunks
+
 # The columns of an idea that staff pages show: never the embedding, never the participant.
 QUEUE_COLUMNS = (
     "ideas.id, ideas.text, ideas.findings, ideas.kept, ideas.language, ideas.suggested_field, "
@@ -116,10 +118,9 @@ class StaffRecords:
     def staff_ideas(self, idea_ids: list[int]) -> list[dict[str, Any]]:
         """Ideas as staff see them, in the order of `idea_ids`; an id with no idea is left out."""
         found = {}
-        for start in range(0, len(idea_ids), 500):
-            chunk = tuple(idea_ids[start : start + 500])
-            marks = ", ".join("?" for _ in chunk)
-            for row in self._all(f"SELECT {QUEUE_COLUMNS} FROM ideas WHERE id IN ({marks})", chunk):
+        for chunk, marks in in_chunks(idea_ids):
+            sql = f"SELECT {QUEUE_COLUMNS} FROM ideas WHERE id IN ({marks})"
+            for row in self._all(sql, tuple(chunk)):
                 found[row["id"]] = row
         return [found[i] for i in idea_ids if i in found]
 
@@ -269,9 +270,8 @@ class StaffRecords:
             rows = self.db.execute(sql.format(only=""), (since,)).fetchall()
         else:
             rows = []
-            for start in range(0, len(cluster_ids), 500):
-                chunk = cluster_ids[start : start + 500]
-                only = f"AND m.cluster_id IN ({', '.join('?' for _ in chunk)}) "
+            for chunk, marks in in_chunks(cluster_ids):
+                only = f"AND m.cluster_id IN ({marks}) "
                 rows += self.db.execute(sql.format(only=only), (since, *chunk)).fetchall()
         return {cid: (recent or 0, total) for cid, recent, total in rows}
 

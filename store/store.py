@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from mitreden.store.chunks import in_chunks
 from mitreden.store.schema import MIGRATIONS
 from mitreden.store.staff import StaffRecords
 
@@ -473,9 +474,7 @@ class Store(StaffRecords):
 
     def vectors(self, idea_ids: list[int]) -> dict[int, np.ndarray]:
         found = {}
-        for start in range(0, len(idea_ids), 500):
-            chunk = idea_ids[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
+        for chunk, marks in in_chunks(idea_ids):
             cursor = self.db.execute(
                 f"SELECT id, embedding FROM ideas WHERE embedding IS NOT NULL AND id IN ({marks})",
                 chunk,
@@ -542,9 +541,7 @@ class Store(StaffRecords):
             alive -= self.placed_ideas()  # placed by a moderator while the recompute ran
             existing = {row[0] for row in self.db.execute("SELECT id FROM clusters")}
             grouped = [idea for _, _, members in groups for idea, _ in members if idea in alive]
-            for start in range(0, len(grouped), 500):
-                chunk = grouped[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
+            for chunk, marks in in_chunks(grouped):
                 self.db.execute(f"DELETE FROM cluster_members WHERE idea_id IN ({marks})", chunk)
             rows = []
             for inherited, lane, members in groups:
@@ -998,9 +995,7 @@ class Store(StaffRecords):
 
     def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
         found = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
+        for chunk, marks in in_chunks(hashes):
             cursor = self.db.execute(
                 f"SELECT text_hash, vector FROM text_embeddings "
                 f"WHERE model = ? AND text_hash IN ({marks})",

@@ -230,14 +230,14 @@ def test_json_round_trips() -> None:
 
 def test_write_makes_private_files_atomically_in_the_directory(tmp_path: Path) -> None:
     directory = tmp_path / "forwarded"
-    paths = write(SUMMARY, directory)
+    paths = write(render(SUMMARY), directory)
     assert [path.name for path in paths] == list(render(SUMMARY))
     assert sorted(directory.iterdir()) == sorted(paths)  # no temporary file left behind
     for path in paths:
         assert path.parent == directory
         assert path.stat().st_mode & 0o777 == 0o600
     assert (directory / paths[0].name).read_text(encoding="utf-8") == MARKDOWN
-    assert write(SUMMARY, directory) == paths  # written again: replaced, not duplicated
+    assert write(render(SUMMARY), directory) == paths  # written again: replaced, not duplicated
     assert len(list(directory.iterdir())) == len(FORMATS)
 
 
@@ -245,7 +245,7 @@ def test_a_lane_is_never_a_path(tmp_path: Path) -> None:
     directory = tmp_path / "a" / "forwarded"
     for lane in ("../../etc", "/etc/passwd", "..", "Ämter\\und/Bürger", ""):
         hostile = Forwarded(**{**SUMMARY.__dict__, "lane": lane, "approved_at": "x/../y"})
-        paths = write(hostile, directory)
+        paths = write(render(hostile), directory)
         for path in paths:
             assert path.parent == directory
             assert re.fullmatch(r"[a-z0-9-]+\.[a-z]+", path.name), path.name

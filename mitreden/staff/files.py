@@ -132,12 +132,12 @@ def render(forwarded: Forwarded) -> dict[str, tuple[str, bytes]]:
     return {f"{name}.{ext}": (MIMETYPES[ext], contents[ext]) for ext in FORMATS}
 
 
-def write(forwarded: Forwarded, directory: Path) -> list[Path]:
-    """render()'s files in `directory`, readable by the owner only. Each appears whole or not
-    at all (written beside, then renamed), so a reader never picks up half a file."""
+def write(rendered: dict[str, tuple[str, bytes]], directory: Path) -> list[Path]:
+    """`render()`'s files in `directory`, readable by the owner only. Each appears whole or
+    not at all (written beside, then renamed), so a reader never picks up half a file."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths = []
-    for name, (_, content) in render(forwarded).items():
+    for name, (_, content) in rendered.items():
         handle, temporary = tempfile.mkstemp(prefix=f".{name}.", dir=directory)  # mode 0600
         try:
             with os.fdopen(handle, "wb") as out:

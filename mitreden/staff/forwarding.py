@@ -124,9 +124,10 @@ def forward(
     `resend_mail` tries again."""
     settings.smtp()  # a broken mail setup is refused before anything is forwarded
     content = prepare(store, taxonomy, catalogue, summary_id, APPROVED)
-    paths = files.write(content, settings.forward_directory)
+    rendered = files.render(content)
+    paths = files.write(rendered, settings.forward_directory)
     result = commit(store, settings, taxonomy, catalogue, summary_id, paths, actor, now)
-    result.mailed, result.mail_error = send_mail(settings, content)
+    result.mailed, result.mail_error = send_mail(settings, content, rendered)
     record_mail(store, settings, summary_id, result, actor, now)
     return result
 
@@ -190,15 +191,18 @@ def commit(
     return result
 
 
-def send_mail(settings: Settings, content: files.Forwarded) -> tuple[bool | None, str | None]:
-    """(sent, why not): None when no SMTP is configured. Talks to the mail server only, so it
-    can wait for one that is slow without holding anyone else up."""
+def send_mail(
+    settings: Settings, content: files.Forwarded, rendered: dict[str, tuple[str, bytes]]
+) -> tuple[bool | None, str | None]:
+    """(sent, why not): None when no SMTP is configured. `rendered` are the files already
+    made (`files.render`), attached as they were written. Talks to the mail server only, so
+    it can wait for one that is slow without holding anyone else up."""
     smtp = settings.smtp()
     if smtp is None:
         return None, None
     subject = f"{content.field_name} ({content.summary_id})"
     try:
-        mail.send(smtp, subject, content.markdown, files.render(content))
+        mail.send(smtp, subject, content.markdown, rendered)
     except mail.MailError as err:
         log.warning("forwarding by e-mail failed: %s", describe(err))
         return False, str(err)
@@ -234,6 +238,6 @@ def resend_mail(
     """Send a forwarded summary's e-mail again (after the mail server failed)."""
     content = prepare(store, taxonomy, catalogue, summary_id, FORWARDED)
     result = Forwarding(summary_id)
-    result.mailed, result.mail_error = send_mail(settings, content)
+    result.mailed, result.mail_error = send_mail(settings, content, files.render(content))
     record_mail(store, settings, summary_id, result, actor, now)
     return result
