@@ -10,12 +10,14 @@ from dataclasses import replace
 from pathlib import Path
 from xml.etree import ElementTree
 
+from fpdf import FPDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from mitreden.reports import spreadsheet_safe
+from mitreden.staff import files
 from mitreden.staff.files import COLUMNS, FORMATS, Forwarded, ForwardedIdea, render, write
 
 ARABIC = "نريد المزيد من الأشجار في الشوارع"
@@ -142,6 +144,23 @@ def test_a_long_word_and_control_characters_still_make_a_pdf() -> None:
     reader = PdfReader(io.BytesIO(content))
     assert len(reader.pages) > 1
     assert "tab here bell" in reader.pages[0].extract_text()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    line=st.text(st.characters(codec="latin-1", exclude_categories=("Cc",)), max_size=300)
+    | st.builds(lambda n, w: " ".join([w * n] * 3), st.integers(1, 300), st.sampled_from("iWß"))
+)
+def test_a_printed_line_is_broken_into_parts_that_fit_keeping_every_letter(line: str) -> None:
+    pdf = FPDF(format="A4")
+    pdf.add_font("DejaVuSans", "", files._font_path("DejaVuSans.ttf"))
+    pdf.set_font("DejaVuSans", "", 11)
+    width = 60.0
+    parts = files._wrapped(line, width, {}, pdf)
+    assert all(pdf.get_string_width(part) <= width + 1e-6 for part in parts)
+    assert "".join(parts).replace(" ", "") == line.replace(" ", "")
+    if all(pdf.get_string_width(word) <= width for word in line.split(" ")):
+        assert " ".join(parts) == line  # only spaces where a line ends are left out
 
 
 def _cells(rows: list[list[object]]) -> dict[str, list[object]]:

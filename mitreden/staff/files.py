@@ -253,6 +253,45 @@ def _printable(line: str) -> str:
     )
 
 
+def _wrapped(line: str, width: float, widths: dict[str, float], pdf: FPDF) -> list[str]:
+    """A line broken at spaces into parts no wider than `width` in the PDF's current font; a
+    word wider than that is broken between letters. fpdf2's multi_cell measures its line
+    again for every letter it adds, which takes seconds for the summary of a large field;
+    this measures each distinct word once (`widths` keeps them for the font)."""
+
+    def measure(text: str) -> float:
+        if text not in widths:
+            widths[text] = pdf.get_string_width(text)
+        return widths[text]
+
+    def letters_that_fit(word: str) -> int:
+        used = 0.0
+        for i, letter in enumerate(word):
+            used += measure(letter)
+            if used > width:
+                return max(i, 1)
+        return len(word)
+
+    space = measure(" ")
+    parts: list[str] = []
+    words: list[str] = []
+    used = 0.0
+    for word in line.split(" "):
+        wide = measure(word)
+        if words and used + space + wide > width:
+            parts.append(" ".join(words))
+            words, used = [], 0.0
+        while wide > width:  # longer than a line: as many letters as fit, then the rest
+            cut = letters_that_fit(word)
+            parts.append(word[:cut])
+            word = word[cut:]
+            wide = measure(word)
+        used += (space if words else 0.0) + wide
+        words.append(word)
+    parts.append(" ".join(words))
+    return parts
+
+
 def _pdf(forwarded: Forwarded) -> bytes:
     """The Markdown drawn simply: headings, paragraphs, "- " items and "> " quotes. Nothing
     else is read as markup, so residents' words are printed exactly as they wrote them."""
@@ -264,6 +303,7 @@ def _pdf(forwarded: Forwarded) -> bytes:
     pdf.set_title(forwarded.field_name)
     pdf.set_lang(forwarded.language.partition("-")[0])
     pdf.add_page()
+    widths: dict[tuple[bool, int], dict[str, float]] = {}  # by font: each word's width
     for raw in forwarded.markdown.splitlines():
         line = _printable(raw).rstrip()
         size, bold, indent, grey = BODY_SIZE, False, 0, False
@@ -280,18 +320,28 @@ def _pdf(forwarded: Forwarded) -> bytes:
             continue
         pdf.set_font(FONT, "B" if bold else "", size)
         pdf.set_text_color(90 if grey else 0)
-        pdf.set_x(pdf.l_margin + indent)
-        # Arabic letters join and run right to left only through HarfBuzz's shaping.
-        pdf.set_text_shaping(_complex(line))
-        pdf.multi_cell(
-            0,
-            size * 0.5,
-            line,
-            align=Align.R if _right_to_left(line) else Align.L,
-            markdown=False,
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-        )
+        if _complex(line):
+            # Arabic letters join and run right to left only through HarfBuzz's shaping,
+            # which fpdf2's own line breaking knows.
+            pdf.set_text_shaping(True)
+            pdf.set_x(pdf.l_margin + indent)
+            pdf.multi_cell(
+                0,
+                size * 0.5,
+                line,
+                align=Align.R if _right_to_left(line) else Align.L,
+                markdown=False,
+                new_x=XPos.LMARGIN,
+                new_y=YPos.NEXT,
+            )
+            pdf.set_text_shaping(False)
+        else:
+            width = pdf.epw - indent
+            for part in _wrapped(line, width, widths.setdefault((bold, size), {}), pdf):
+                pdf.set_x(pdf.l_margin + indent)
+                pdf.cell(
+                    width, size * 0.5, part, markdown=False, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+                )
         if grey:
             pdf.ln(1.5)  # quotes are residents' ideas: keep each one apart
     return bytes(pdf.output())
