@@ -19,7 +19,8 @@ import re
 import secrets
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,6 +121,7 @@ class Dashboard:
         self.throttle = accounts.Throttle()
         self._store = Store(settings.db)
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-pages")
+        self._helper: ProcessPoolExecutor | None = None  # makes PDF and XLSX files
         self._pictures: dict[str, tuple[tuple[str, int], str]] = {}
         self.fields = [(f.id, f.label(self.language)) for f in self.taxonomy.leaves]
         self.lanes = [*self.fields, (NEW_TOPICS, self.t("summary_new_topics"))]
@@ -189,6 +191,8 @@ class Dashboard:
 
     async def stop(self) -> None:
         self._reader.shutdown(wait=True)
+        if self._helper is not None:
+            await asyncio.to_thread(self._helper.shutdown, wait=True, cancel_futures=True)
         self._store.close()
 
     async def _read(self, call: Callable[..., Any], *args: Any) -> Any:
@@ -793,14 +797,45 @@ class Dashboard:
 
     async def _prepared(self, number: int, state: str) -> tuple["Forwarded", dict]:
         """A summary in `state` with its ideas, read on the pages' thread, and its files,
-        made beside the engine's."""
+        made beside the engine's thread and in the helper process. The PDF needs only the
+        summary's text, so the helper makes it while the ideas are read."""
         from mitreden.staff import files, forwarding
 
         engine = self.app.engine
+        summary = await self._read(forwarding.summary_in, self._store, number, state)
+        pdf_file = self._start_pdf(summary)
         content = await self._read(
-            forwarding.prepare, self._store, engine.taxonomy, engine.catalogue, number, state
+            forwarding.forwarded, self._store, engine.taxonomy, engine.catalogue, summary
         )
-        return content, await self._aside(files.render, content)
+        try:
+            rendered = await self._aside(files.render, content, self._helper, pdf_file)
+        except BrokenProcessPool:
+            self._lost_helper()
+            rendered = await self._aside(files.render, content)
+        return content, rendered
+
+    def _start_pdf(self, summary: dict) -> "Future[bytes] | None":
+        """The summary's PDF, begun in the helper process (started at the first forward);
+        None if the helper has just died."""
+        from mitreden.staff import files, forwarding, pdf
+
+        if self._helper is None:
+            self._helper = files.helper_process()
+        language = summary["language"]
+        name = forwarding.field_name(self.taxonomy, self.catalogue, summary["lane"], language)
+        try:
+            return self._helper.submit(pdf.document, summary["text"], name, language)
+        except BrokenProcessPool:
+            self._lost_helper()
+            return None
+
+    def _lost_helper(self) -> None:
+        """The helper process died (killed, out of memory): this time's files are made here,
+        and the next forward starts another."""
+        log.warning("the process that makes PDF and XLSX files stopped; starting another")
+        if self._helper is not None:
+            self._helper.shutdown(wait=False)
+        self._helper = None
 
     async def _mail(
         self, content: "Forwarded", rendered: dict, result: "Forwarding", actor: str, now: str

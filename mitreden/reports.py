@@ -101,10 +101,17 @@ def to_html(markdown: str) -> str:
 
 
 def spreadsheet_safe(value: object) -> object:
-    """A cell a spreadsheet will not run: text starting with = + - @ gets a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    """A cell a spreadsheet will not run: text starting with = + - @ (after any control
+    characters, which a file format or a reader may drop), a tab or a carriage return gets a
+    leading quote."""
+    if isinstance(value, str) and (
+        value[:1] in ("\t", "\r") or value.lstrip(_CONTROL)[:1] in ("=", "+", "-", "@")
+    ):
         return "'" + value
     return value
+
+
+_CONTROL = "".join(map(chr, range(32)))
 
 
 def _counts(counts: dict[str, int]) -> str:

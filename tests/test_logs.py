@@ -150,6 +150,19 @@ def test_a_pdf_missing_glyphs_does_not_quote_them(shared_log) -> None:
     assert "東" not in log and "公園" not in log
 
 
+def test_the_process_that_makes_files_does_not_quote_them_either(capfd) -> None:
+    """The dashboard has the PDF made in a process of its own (`files.helper_process`), which
+    logs to the same stderr: through the same filter, or fpdf2's warning would reach the log
+    through logging's last resort with the characters in it."""
+    markdown = "# Zusammenfassung\n\n> 東京の公園に木を植える\n"
+    summary = files.Forwarded(7, "mobilitaet", "Mobilität", "de", markdown, "mia", "2026-12-04", [])
+    with files.helper_process() as helper:
+        files.render(summary, helper)
+    log = capfd.readouterr().err
+    assert "is missing the following glyphs: (details left out)" in log
+    assert "東" not in log and "公園" not in log
+
+
 # Whole channels at DEBUG, as subprocesses. What the resident types and is called is distinctive,
 # so a hit in the log is a leak and nothing else.
 

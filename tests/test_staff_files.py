@@ -17,12 +17,20 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from mitreden.reports import spreadsheet_safe
-from mitreden.staff import files
-from mitreden.staff.files import COLUMNS, FORMATS, Forwarded, ForwardedIdea, render, write
+from mitreden.staff import pdf
+from mitreden.staff.files import (
+    COLUMNS,
+    FORMATS,
+    Forwarded,
+    ForwardedIdea,
+    helper_process,
+    render,
+    write,
+)
 
 ARABIC = "نريد المزيد من الأشجار في الشوارع"
 MARKUP = "<script>alert(1)</script> und **bold** bleiben Text"
-FORMULAS = ['=HYPERLINK("http://example.org","klick")', "+1", "@SUM(A1)", "-2"]
+FORMULAS = ['=HYPERLINK("http://example.org","klick")', "+1", "@SUM(A1)", "-2", "\x07=1+1"]
 MARKDOWN = f"""# Zusammenfassung: Mobilität
 
 ## Straßenbäume und Radwege
@@ -152,14 +160,14 @@ def test_a_long_word_and_control_characters_still_make_a_pdf() -> None:
     | st.builds(lambda n, w: " ".join([w * n] * 3), st.integers(1, 300), st.sampled_from("iWß"))
 )
 def test_a_printed_line_is_broken_into_parts_that_fit_keeping_every_letter(line: str) -> None:
-    pdf = FPDF(format="A4")
-    pdf.add_font("DejaVuSans", "", files._font_path("DejaVuSans.ttf"))
-    pdf.set_font("DejaVuSans", "", 11)
+    document = FPDF(format="A4")
+    document.add_font("DejaVuSans", "", pdf.font_path("DejaVuSans.ttf"))
+    document.set_font("DejaVuSans", "", 11)
     width = 60.0
-    parts = files._wrapped(line, width, {}, pdf)
-    assert all(pdf.get_string_width(part) <= width + 1e-6 for part in parts)
+    parts = pdf.wrapped(line, width, {}, document)
+    assert all(document.get_string_width(part) <= width + 1e-6 for part in parts)
     assert "".join(parts).replace(" ", "") == line.replace(" ", "")
-    if all(pdf.get_string_width(word) <= width for word in line.split(" ")):
+    if all(document.get_string_width(word) <= width for word in line.split(" ")):
         assert " ".join(parts) == line  # only spaces where a line ends are left out
 
 
@@ -198,7 +206,8 @@ def test_xlsx_has_adhocracy4_columns_first_and_no_formula() -> None:
             assert cell.data_type != "f", cell.coordinate
     cells = _cells(rows)
     assert cells["Description"][:3] == [IDEAS[0].text, ARABIC, MARKUP]
-    assert cells["Description"][3:] == ["'" + formula for formula in FORMULAS]
+    # Quoted, and without the control character XML cannot hold.
+    assert cells["Description"][3:] == ["'" + f.replace("\x07", "") for f in FORMULAS]
     assert cells["Reference No."] == [idea.id for idea in IDEAS]  # numbers stay numbers
     assert cells["Negative ratings"] == [0] * len(IDEAS)
 
@@ -245,6 +254,25 @@ def test_json_round_trips() -> None:
         "markdown": MARKDOWN,
     }
     assert [ForwardedIdea(**idea) for idea in document["ideas"]] == IDEAS
+
+
+def test_a_helper_process_makes_the_same_files() -> None:
+    with helper_process() as helper:
+        made_there = render(SUMMARY, helper)
+    assert _shown(made_there) == _shown(render(SUMMARY))
+
+
+def _shown(rendered: dict[str, tuple[str, bytes]]) -> dict[str, tuple[str, object]]:
+    """What a reader finds in each file: a PDF and an XLSX also hold when they were made."""
+    shown: dict[str, tuple[str, object]] = {}
+    for name, (mimetype, content) in rendered.items():
+        if name.endswith(".pdf"):
+            shown[name] = mimetype, [p.extract_text() for p in PdfReader(io.BytesIO(content)).pages]
+        elif name.endswith(".xlsx"):
+            shown[name] = mimetype, list(load_workbook(io.BytesIO(content)).active.values)
+        else:
+            shown[name] = mimetype, content
+    return shown
 
 
 def test_write_makes_private_files_atomically_in_the_directory(tmp_path: Path) -> None:

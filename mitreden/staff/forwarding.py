@@ -55,11 +55,13 @@ def forwarded(
 ) -> files.Forwarded:
     """An approved summary with its ideas, redacted, as the files need them."""
     language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
-    ideas, labels_of = [], {}
+    ideas, labels_of, names = [], {}, {"": ""}
     for idea in store.staff_ideas(summary["idea_ids"]):
         if idea["review"] == "rejected":
             continue
         lane = idea["confirmed_field"] or idea["suggested_field"] or ""
+        if lane not in names:
+            names[lane] = field_name(taxonomy, catalogue, lane, language)
         group = idea["cluster_id"]
         if group and group not in labels_of:
             labels_of[group] = (store.cluster(group) or {}).get("custom_label")
@@ -68,7 +70,7 @@ def forwarded(
                 id=idea["id"],
                 text=findings.for_others(idea, labels),
                 field=lane,
-                field_name=field_name(taxonomy, catalogue, lane, language) if lane else "",
+                field_name=names[lane],
                 created_at=idea["created_at"],
                 district=idea["district"],
                 age_band=idea["age_band"],
@@ -137,12 +139,17 @@ def prepare(
 ) -> files.Forwarded:
     """A summary in `state` with its ideas, as the files need them. Only reads, so the pages'
     own connection and thread can do it."""
+    return forwarded(store, taxonomy, catalogue, summary_in(store, summary_id, state))
+
+
+def summary_in(store: Store, summary_id: int, state: str) -> dict:
+    """The summary, if it is in `state`; refused otherwise."""
     summary = store.summary(summary_id)
     if summary is None:
         raise SummaryError(f"there is no summary {summary_id}", "refused_no_summary")
     if summary["state"] != state:
         raise SummaryError(f"summary {summary_id} is not {state}", f"refused_not_{state}")
-    return forwarded(store, taxonomy, catalogue, summary)
+    return summary
 
 
 def commit(
@@ -167,12 +174,15 @@ def commit(
             dispatch = store.add_dispatch(summary["lane"], summary["language"], actor, now)
             store.link_dispatch(dispatch, summary_id)
             result.matrix = True
+        notices: dict[str, str] = {}  # by language: thousands of residents, a few languages
         for person in store.to_notify(summary["idea_ids"], summary_id):
-            message = notice(catalogue, taxonomy, summary, person["language"])
+            language = person["language"]
+            if language not in notices:
+                notices[language] = dump_outbound(notice(catalogue, taxonomy, summary, language))
             store.post(
                 person["channel"],
                 person["address"],
-                dump_outbound(message),
+                notices[language],
                 now,
                 participant_id=person["participant_id"],
             )
