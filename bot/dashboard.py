@@ -755,6 +755,7 @@ class Dashboard:
         await self._run(
             summaries.approve, store, self._number(request), member.actor, _stamp(_now())
         )
+        self._file_maker()  # forwarding comes next: start the helper process now
         raise self._back(form, "approved_summary")
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
@@ -815,19 +816,26 @@ class Dashboard:
         return content, rendered
 
     def _start_pdf(self, summary: dict) -> "Future[bytes] | None":
-        """The summary's PDF, begun in the helper process (started at the first forward);
-        None if the helper has just died."""
-        from mitreden.staff import files, forwarding, pdf
+        """The summary's PDF, begun in the helper process; None if it has just died."""
+        from mitreden.staff import forwarding, pdf
 
-        if self._helper is None:
-            self._helper = files.helper_process()
         language = summary["language"]
         name = forwarding.field_name(self.taxonomy, self.catalogue, summary["lane"], language)
         try:
-            return self._helper.submit(pdf.document, summary["text"], name, language)
+            return self._file_maker().submit(pdf.document, summary["text"], name, language)
         except BrokenProcessPool:
             self._lost_helper()
             return None
+
+    def _file_maker(self) -> ProcessPoolExecutor:
+        """The helper process, started (about a second: it loads fpdf2 and the fonts by
+        making an empty PDF) if it is not running."""
+        from mitreden.staff import files, pdf
+
+        if self._helper is None:
+            self._helper = files.helper_process()
+            self._helper.submit(pdf.document, "", "", "de")
+        return self._helper
 
     def _lost_helper(self) -> None:
         """The helper process died (killed, out of memory): this time's files are made here,

@@ -9,7 +9,9 @@ them, so the tests need no model.
 
 import asyncio
 import html
+import os
 import re
+import signal
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -452,6 +454,29 @@ async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_
     # a forwarded summary is never changed
     status, _, _ = await moderator.post(f"/staff/summaries/{summary}", {"text": "anders"})
     assert status == 400
+
+
+async def test_forwarding_makes_the_files_even_when_the_helper_process_died(app, signed_in, caplog):
+    """The PDF and XLSX are made in a helper process, started when a summary is approved. If
+    it is killed (out of memory, say), this forward makes its files itself and the next one
+    starts another."""
+    seed(app, ["Mehr Bänke im Park", "Bänke am Spielplatz"])
+    moderator = await signed_in("mod")
+    forwarded = []
+    for _ in range(2):
+        _, _, path = await moderator.post("/staff/summaries", {"field": FIELD})
+        summary = int(path.rsplit("/", 1)[1])
+        await moderator.post(f"/staff/summaries/{summary}/approve", {})
+        helper = app.web.dashboard._helper
+        os.kill(helper.submit(os.getpid).result(), signal.SIGKILL)
+        status, _, _ = await moderator.post(f"/staff/summaries/{summary}/forward", {})
+        assert status == 200
+        forwarded.append(
+            sorted(p.suffix for p in app.settings.forward_directory.glob(f"*-{summary}-*"))
+        )
+        assert app.web.dashboard._helper is not helper
+    assert forwarded == [[".csv", ".json", ".md", ".pdf", ".xlsx"]] * 2
+    assert caplog.text.count("the process that makes PDF and XLSX files stopped") == 2
 
 
 async def test_files_outside_the_folder_are_not_served(app, signed_in):
