@@ -298,26 +298,27 @@ class StaffRecords:
         """Authors of these ideas who asked to hear back, have a contact and were not told
         about this summary yet: participant, channel, address, language, their idea ids. An
         idea rejected since the draft was made is not forwarded, so its author is not told."""
-        if not idea_ids:
-            return []
-        marks = ", ".join("?" for _ in idea_ids)
+        # The ids as one JSON parameter: a field can hold more ideas than SQLite takes
+        # parameters (32,766), and grouping by person forbids asking in chunks.
         rows = self._all(
             "SELECT i.participant_id, c.channel, c.address, i.language, "
             "group_concat(i.id) AS ideas FROM ideas i "
             "JOIN contacts c ON c.participant_id = i.participant_id "
-            f"WHERE i.id IN ({marks}) AND i.notify = 1 AND i.review != 'rejected' AND NOT EXISTS "
+            "WHERE i.id IN (SELECT value FROM json_each(?)) AND i.notify = 1 "
+            "AND i.review != 'rejected' AND NOT EXISTS "
             "(SELECT 1 FROM notified n WHERE n.summary_id = ? "
             "AND n.participant_id = i.participant_id) "
             "GROUP BY i.participant_id ORDER BY min(i.id)",
-            (*idea_ids, summary_id),
+            (json.dumps(idea_ids), summary_id),
         )
         for row in rows:
             row["ideas"] = [int(i) for i in row["ideas"].split(",")]
         return rows
 
-    def add_notified(self, summary_id: int, participant_id: str, now: str) -> None:
-        self.db.execute(
-            "INSERT OR IGNORE INTO notified VALUES (?, ?, ?)", (summary_id, participant_id, now)
+    def add_notified(self, summary_id: int, participant_ids: list[str], now: str) -> None:
+        self.db.conn.executemany(
+            "INSERT OR IGNORE INTO notified VALUES (?, ?, ?)",
+            [(summary_id, participant, now) for participant in participant_ids],
         )
 
     # following the audit log (a screen showing what was decided on another)

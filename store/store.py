@@ -306,6 +306,15 @@ class Store(StaffRecords):
         )
         return cursor.lastrowid
 
+    def post_many(self, replies: list[tuple[str, str | None, str, str | None]], now: str) -> None:
+        """Queue many replies at once, each (channel, address, message, participant_id): the
+        notices of a forwarded summary, thousands in one statement."""
+        self.db.conn.executemany(
+            "INSERT INTO outbox (channel, address, message, participant_id, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(*reply, now) for reply in replies],
+        )
+
     def unsent(self, channel: str) -> list[dict[str, Any]]:
         """Replies of a channel not yet (fully) sent, oldest first."""
         return self._all("SELECT * FROM outbox WHERE channel = ? ORDER BY id", (channel,))

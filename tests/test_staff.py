@@ -639,6 +639,17 @@ def test_forwarding_writes_the_files_and_tells_each_author_who_asked_once(
     assert len(store.unsent("test")) == 2
 
 
+def test_a_field_with_more_ideas_than_sqlite_takes_parameters_tells_its_authors(
+    store, taxonomy, catalogue
+) -> None:
+    """SQLite takes at most 32,766 parameters in one statement; a field may hold more ideas."""
+    anna = add_idea(store, "Mehr Bäume im Park", notify=1, address="chat-anna")
+    summary_id = approved(store, taxonomy, catalogue)
+    many = [*range(100_000, 140_000), anna]  # ids of ideas erased since, and Anna's
+    [person] = store.to_notify(many, summary_id)
+    assert (person["participant_id"], person["ideas"]) == ("p-anna", [anna])
+
+
 def test_a_strategy_room_gets_the_approved_summary_queued(
     store, tmp_path, taxonomy, catalogue
 ) -> None:

@@ -174,20 +174,19 @@ def commit(
             dispatch = store.add_dispatch(summary["lane"], summary["language"], actor, now)
             store.link_dispatch(dispatch, summary_id)
             result.matrix = True
+        people = store.to_notify(summary["idea_ids"], summary_id)
         notices: dict[str, str] = {}  # by language: thousands of residents, a few languages
-        for person in store.to_notify(summary["idea_ids"], summary_id):
-            language = person["language"]
-            if language not in notices:
-                notices[language] = dump_outbound(notice(catalogue, taxonomy, summary, language))
-            store.post(
-                person["channel"],
-                person["address"],
-                notices[language],
-                now,
-                participant_id=person["participant_id"],
-            )
-            store.add_notified(summary_id, person["participant_id"], now)
-            result.notified += 1
+        for language in {person["language"] for person in people}:
+            notices[language] = dump_outbound(notice(catalogue, taxonomy, summary, language))
+        store.post_many(
+            [
+                (p["channel"], p["address"], notices[p["language"]], p["participant_id"])
+                for p in people
+            ],
+            now,
+        )
+        store.add_notified(summary_id, [person["participant_id"] for person in people], now)
+        result.notified = len(people)
         store.audit(
             now,
             actor,
