@@ -726,6 +726,8 @@ class Dashboard:
         summary = await self._read(self._store.summary, self._number(request))
         if summary is None:
             raise web.HTTPNotFound()
+        if summary["state"] != summaries.FORWARDED:
+            self._file_maker()  # approving and forwarding may come next: start the helper
         context = self._context(
             request,
             member,
@@ -762,7 +764,7 @@ class Dashboard:
         await self._run(
             summaries.approve, store, self._number(request), member.actor, _stamp(_now())
         )
-        self._file_maker()  # forwarding comes next: start the helper process now
+        self._file_maker()  # forwarding comes next: have the helper process ready
         raise self._back(form, "approved_summary")
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
@@ -835,8 +837,9 @@ class Dashboard:
             return None
 
     def _file_maker(self) -> ProcessPoolExecutor:
-        """The helper process, started (about a second: it loads fpdf2 and the fonts by
-        making an empty PDF) if it is not running."""
+        """The helper process, started if it is not running: when a summary is looked at or
+        approved, so that the forward does not wait the second it takes (it loads fpdf2 and
+        the fonts by making an empty PDF)."""
         from mitreden.staff import files, pdf
 
         if self._helper is None:
