@@ -3,8 +3,8 @@
 right to left). Nothing else is read as markup, so residents' words are printed exactly as
 they wrote them.
 
-Its own module, importing only fpdf2, so that the process that makes files beside the
-dashboard (`files.helper`) starts quickly.
+Its own module, importing fpdf2 and nothing of mitreden's, so that the process that makes
+files beside the dashboard (`files.helper_process`) has little to load.
 """
 
 import unicodedata
