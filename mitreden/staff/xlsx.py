@@ -116,7 +116,7 @@ def workbook(
         return f'<row r="{r}">{"".join(cells)}</row>'
 
     out = BytesIO()
-    # Level 1: a third of level 6's time for a file a fifth larger.
+    # Level 1: about half the time of level 6 (the default), for a file about 45 % larger.
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
         package.writestr("[Content_Types].xml", _CONTENT_TYPES)
         package.writestr("_rels/.rels", _ROOT_RELS)
