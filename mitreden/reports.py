@@ -100,6 +100,10 @@ def to_html(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).render(markdown)
 
 
+# Control characters, which a file format or a reader may drop before a formula's "=".
+_CONTROL = "".join(map(chr, range(32)))
+
+
 def spreadsheet_safe(value: object) -> object:
     """A cell a spreadsheet will not run: text starting with = + - @ (after any control
     characters, which a file format or a reader may drop), a tab or a carriage return gets a
@@ -109,9 +113,6 @@ def spreadsheet_safe(value: object) -> object:
     ):
         return "'" + value
     return value
-
-
-_CONTROL = "".join(map(chr, range(32)))
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -299,7 +299,7 @@ class StaffRecords:
         about this summary yet: participant, channel, address, language, their idea ids. An
         idea rejected since the draft was made is not forwarded, so its author is not told."""
         # The ids as one JSON parameter: a field can hold more ideas than SQLite takes
-        # parameters (32,766), and grouping by person forbids asking in chunks.
+        # parameters (see store/chunks.py), and grouping by person forbids asking in chunks.
         rows = self._all(
             "SELECT i.participant_id, c.channel, c.address, i.language, "
             "group_concat(i.id) AS ideas FROM ideas i "

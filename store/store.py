@@ -38,6 +38,11 @@ PARTICIPANT_TABLES = (
     "notified",
     "participants",
 )
+# A reply queued in the outbox (`post`, `post_many`).
+_POST = (
+    "INSERT INTO outbox (channel, address, edit_key, participant_id, message, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 # How long a statement waits for another connection's write lock before the database counts
 # as locked (SQLITE_BUSY).
 BUSY_SECONDS = 5.0
@@ -299,20 +304,18 @@ class Store(StaffRecords):
         edit_key: str | None = None,
     ) -> int:
         """Queue a reply (serialised by the caller) to be sent after the transaction commits."""
-        cursor = self.db.execute(
-            "INSERT INTO outbox (channel, address, edit_key, participant_id, message, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (channel, address, edit_key, participant_id, message, now),
-        )
+        cursor = self.db.execute(_POST, (channel, address, edit_key, participant_id, message, now))
         return cursor.lastrowid
 
     def post_many(self, replies: list[tuple[str, str | None, str, str | None]], now: str) -> None:
         """Queue many replies at once, each (channel, address, message, participant_id): the
         notices of a forwarded summary, thousands in one statement."""
         self.db.conn.executemany(
-            "INSERT INTO outbox (channel, address, message, participant_id, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(*reply, now) for reply in replies],
+            _POST,
+            [
+                (channel, address, None, who, message, now)
+                for channel, address, message, who in replies
+            ],
         )
 
     def unsent(self, channel: str) -> list[dict[str, Any]]:
