@@ -55,16 +55,11 @@ def forwarded(
 ) -> files.Forwarded:
     """An approved summary with its ideas, redacted, as the files need them."""
     language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
-    ideas, labels_of, names = [], {}, {"": ""}
-    for idea in store.staff_ideas(summary["idea_ids"]):
-        if idea["review"] == "rejected":
-            continue
+    ideas, names = [], {"": ""}
+    for idea in store.forwarded_ideas(summary["idea_ids"]):
         lane = idea["confirmed_field"] or idea["suggested_field"] or ""
         if lane not in names:
             names[lane] = field_name(taxonomy, catalogue, lane, language)
-        group = idea["cluster_id"]
-        if group and group not in labels_of:
-            labels_of[group] = (store.cluster(group) or {}).get("custom_label")
         ideas.append(
             files.ForwardedIdea(
                 id=idea["id"],
@@ -78,8 +73,8 @@ def forwarded(
                 language=idea["language"],
                 channel=idea["channel"],
                 supporters=idea["supporters"],
-                group=group,
-                group_label=labels_of.get(group),
+                group=idea["cluster_id"],
+                group_label=idea["group_label"],
                 review=idea["review"],
             )
         )
