@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import tempfile
 import unicodedata
@@ -127,7 +128,12 @@ def render(
     if pdf_file is None:
         pdf_file = run(pdf.document, forwarded.markdown, forwarded.field_name, forwarded.language)
     rows = _rows(forwarded)
-    xlsx_file = run(xlsx.workbook, COLUMNS, rows, WIDTHS)
+    if helper:
+        # Pickled here and now: left to the executor's feeder thread, the rows waited for
+        # the GIL until the CSV and JSON below were made, and the helper idled meanwhile.
+        xlsx_file = helper.submit(_workbook, pickle.dumps(rows, pickle.HIGHEST_PROTOCOL))
+    else:
+        xlsx_file = _at_once(xlsx.workbook, COLUMNS, rows, WIDTHS)
     csv_file, json_file = _csv(rows), _json(forwarded)
     contents = {
         "md": forwarded.markdown.encode("utf-8"),
@@ -154,6 +160,11 @@ def helper_process() -> ProcessPoolExecutor:
         initializer=setup_logging,
         initargs=(level,),
     )
+
+
+def _workbook(pickled_rows: bytes) -> bytes:
+    """The XLSX of rows pickled by `render` (in the helper process)."""
+    return xlsx.workbook(COLUMNS, pickle.loads(pickled_rows), WIDTHS)
 
 
 def _at_once(call: Callable[..., bytes], *args: object) -> "Future[bytes]":
