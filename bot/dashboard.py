@@ -790,7 +790,7 @@ class Dashboard:
             member.actor,
             now,
         )
-        await self.app.deliver_unsent()
+        self.app.deliver_soon()  # Matrix sends each notice before it returns: not waited for
         mail = await self._mail(content, rendered, result, member.actor, now)
         raise self._back(form, "forwarded", notified=result.notified, mail=mail)
 

@@ -156,6 +156,7 @@ class App:
         self.nlp_loaded: asyncio.Future[None] | None = None
         self.started = asyncio.Event()
         self._started: list[Channel] = []
+        self._deliveries: set[asyncio.Task[None]] = set()
 
     def _channels(self) -> list[Channel]:
         settings, channels = self.settings, []
@@ -217,6 +218,21 @@ class App:
         for channel in list(self._started):
             await channel.deliver_unsent()
 
+    def deliver_soon(self) -> None:
+        """`deliver_unsent` beside whoever asked for it. The notices of a forwarded field are
+        committed in the outbox already; putting 20,000 of them on web pages takes most of a
+        second, and Matrix sends its own before it returns, and the moderator who forwarded
+        should wait for neither. `stop` lets these finish before it stops a channel."""
+        task = asyncio.ensure_future(self.deliver_unsent())
+        self._deliveries.add(task)
+        task.add_done_callback(self._delivered)
+
+    def _delivered(self, task: "asyncio.Task[None]") -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # What was not sent stays in the outbox; the next delivery or start sends it.
+            log.warning("sending queued messages failed: %s", describe(task.exception()))
+
     def _load(self) -> None:
         load_nlp(self.engine, self._embedder)
 
@@ -244,7 +260,10 @@ class App:
 
     async def stop(self) -> None:
         """Stop the channels in reverse order (each answers what it holds and saves its
-        place), then the jobs and the engine's thread."""
+        place), then the jobs and the engine's thread. Deliveries begun by `deliver_soon`
+        finish first, while every channel still runs."""
+        if self._deliveries:
+            await asyncio.wait(list(self._deliveries))
         for channel in reversed(self._started):
             await channel.stop()
         self._started.clear()

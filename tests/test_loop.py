@@ -116,3 +116,21 @@ async def test_residents_who_asked_hear_once_that_their_idea_was_forwarded(
     await app.deliver_unsent()
     assert len(notices(wants)) == 1
     assert server.errors == []
+
+
+async def test_notices_sent_beside_the_forward_are_out_before_the_app_stops(
+    app: App, server: TelegramTestServer, catalogue: Catalogue
+) -> None:
+    """The dashboard does not wait for the notices to go out (`App.deliver_soon`); stopping
+    the App right after a forward still sends them."""
+    wants = Person(server, "Anna")
+    await give_an_idea(wants, catalogue, "Mehr Bänke und Schatten im Volkspark", "yes")
+    [lane] = {i["confirmed_field"] for i in app.engine.store.ideas()}
+    _, done = await app.in_engine(forward, app, lane)
+    assert done.notified == 1
+    app.deliver_soon()
+    await app.stop()
+
+    heard = catalogue.text("de", "loop_notice").split("{")[0]
+    assert [m for m in server.sent(wants.chat) if heard in m.get("text", "")]
+    assert app.engine.store.unsent("telegram") == []
