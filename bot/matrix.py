@@ -99,6 +99,8 @@ def render(message: Outbound) -> dict[str, Any]:
         )
         items = "".join(f"<li>{html.escape(choice.label)}</li>" for choice in message.choices)
         formatted += f"<ol>{items}</ol>"
+    if message.rtl:  # Arabic: set from the right, also where a line begins in Latin letters
+        formatted = f'<div dir="rtl">{formatted}</div>'
     return {"msgtype": "m.text", "body": body, "format": HTML, "formatted_body": formatted}
 
 

@@ -87,6 +87,7 @@ ADMINS_FOR_SECONDS = 300.0
 WEBHOOK_MAX_BYTES = 1 << 20
 # How long to wait before asking again when Telegram cannot be reached, at most.
 BACKOFF_MAX_SECONDS = 30.0
+RLM = "\u200f"  # RIGHT-TO-LEFT MARK: an invisible right-to-left letter
 # How long a stop waits for queued replies to go out before it leaves them to the next start.
 STOP_SECONDS = 20.0
 
@@ -394,15 +395,15 @@ class TelegramChannel:
         pieces: list[Callable[[], Awaitable[object]]] = []
         if reply.close_poll:
             pieces.append(lambda: self._close_poll(chat_id, int(reply.close_poll or 0)))
+        texts = self._texts(reply)
         if parcel.edit_key is not None:
-            text, message_id = split_text(reply.text)[0], int(parcel.edit_key)
+            text, message_id = texts[0], int(parcel.edit_key)
             pieces.append(
                 lambda: bot.edit_message_text(
                     text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard
                 )
             )
         elif reply.text:
-            texts = split_text(reply.text)
             for n, text in enumerate(texts):
                 markup = keyboard if n == len(texts) - 1 else None
                 pieces.append(
@@ -419,6 +420,17 @@ class TelegramChannel:
                 lambda: bot.send_document(chat_id, InputFile(io.BytesIO(content), filename=name))
             )
         return pieces
+
+    @staticmethod
+    def _texts(reply: Outbound) -> list[str]:
+        """A reply's text in pieces Telegram takes. Telegram shows plain text, and sets each
+        line by its first letter: a right-to-left reply gets a right-to-left mark before each
+        line, or a line beginning with "/start" or a number would run left to right (the
+        pieces leave room for the marks)."""
+        if not reply.rtl:
+            return split_text(reply.text)
+        pieces = split_text(reply.text, MAX_TEXT - reply.text.count("\n") - 1)
+        return ["\n".join(RLM + line for line in piece.split("\n")) for piece in pieces]
 
     async def _close_poll(self, chat_id: int, message_id: int) -> None:
         try:

@@ -159,6 +159,8 @@ def redactions(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
 @action("set_language")
 def set_language(turn: "Turn", step: Step, value: str) -> str | None:
     turn.conv.language = value
+    if turn.data.pop("detected", False):
+        turn.say("language_detected")
     if "resume" in turn.data:
         return RESUME
     if turn.consented():

@@ -18,7 +18,7 @@ from mitreden.yamlfile import load_yaml
 if TYPE_CHECKING:
     from babel.plural import PluralRule
 
-LANGUAGES = ("de", "en", "de-simple")
+LANGUAGES = ("de", "en", "de-simple", "tr", "ar", "uk")
 PLURAL_CATEGORIES = frozenset({"zero", "one", "two", "few", "many", "other"})
 
 
@@ -104,6 +104,10 @@ class Catalogue:
     def words(self, language: str, key: str) -> frozenset[str]:
         """A list entry (words the bot understands), lower-cased."""
         return frozenset(w.casefold() for w in self.messages[language][key])
+
+    def right_to_left(self, language: str) -> bool:
+        """Whether `language` is written right to left (its catalogue's `web_dir`)."""
+        return self.text(language, "web_dir") == "rtl"
 
     def redaction_labels(self, language: str) -> dict[str, str]:
         """What stands in for each kind of personal data that `nlp.redact` removes."""

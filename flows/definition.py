@@ -36,6 +36,8 @@ class Step:
     when_empty: str | None = None
     validate: dict[str, int] = field(default_factory=dict)
     end: bool = False
+    detect: tuple[str, ...] = ()
+    """Languages a typed answer that is no choice may choose by being written in them."""
 
     def targets(self) -> list[str]:
         return [t for t in (self.next, self.when_empty, *self.route.values()) if t]
@@ -68,6 +70,7 @@ def load_flow(path: Path | None = None) -> Flow:
             spec["choices"] = _choices(spec.get("choices"))
             spec["extra"] = _choices(spec.get("extra"))
             spec["route"] = {str(k): v for k, v in spec.get("route", {}).items()}
+            spec["detect"] = tuple(str(language) for language in spec.get("detect", ()))
             steps[name] = Step(name=name, **spec)
         commands = {word: command for command, words in raw["commands"].items() for word in words}
         flow = Flow(raw["start"], str(raw["consent_version"]), steps, commands)

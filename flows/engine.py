@@ -29,6 +29,7 @@ from mitreden.flows.messages import (
     load_outbound,
 )
 from mitreden.logs import describe
+from mitreden.nlp import languages
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
@@ -187,7 +188,8 @@ class Engine:
                 if not turn.erased:
                     turn.conv.updated_at = turn.now
                     self.store.save_conversation(turn.conv)
-                parcels = self._post(msg, turn.out, None if turn.erased else msg.participant)
+                author = None if turn.erased else msg.participant
+                parcels = self._post(msg, turn.out, author, turn.lang)
         except Exception as err:
             down = unavailable(err)
             if down is not None:
@@ -207,12 +209,19 @@ class Engine:
         )
         return parcels
 
-    def _post(self, msg: Inbound, replies: list[Outbound], author: str | None) -> list[Parcel]:
+    def _post(
+        self, msg: Inbound, replies: list[Outbound], author: str | None, language: str
+    ) -> list[Parcel]:
         """Write replies to the outbox. A reply to the author's own chat carries their key, so
-        an erasure takes it along; a reply that replaces the pressed message keeps its id."""
+        an erasure takes it along; a reply that replaces the pressed message keeps its id.
+        Replies into the chat the message came from are in its `language`, and say so if it
+        is written right to left."""
         parcels = []
         stamp = self.clock().isoformat()
+        rtl = self.catalogue.right_to_left(language)
         for reply in replies:
+            if rtl and reply.to is None:
+                reply = dataclasses.replace(reply, rtl=True)
             address = reply.to or msg.address
             edit_key = msg.pressed if reply.edit and reply.to is None else None
             owner = author if reply.to is None else None
@@ -234,7 +243,7 @@ class Engine:
                 turn.say("sorry_failed")
                 if msg.room is None:
                     self.reprompt(turn)
-                return self._post(msg, turn.out, msg.participant)
+                return self._post(msg, turn.out, msg.participant, turn.lang)
         except Exception as again:
             down = unavailable(again)
             if down is not None:
@@ -299,12 +308,14 @@ class Engine:
             return
         if is_new and command in (None, "start"):
             if command is None:
-                self.enter(turn, self.flow.start)
-                if self.match(turn) is not None:
+                first = self.flow.steps[self.flow.start]
+                self.enter(turn, first.name)
+                if self._chosen(turn, first) is not None:
                     # An answer to the first question, which a page or the terminal showed
-                    # from `opening` before anything was stored.
+                    # from `opening` before anything was stored, or a first message in one of
+                    # the languages it offers.
                     turn.out.clear()
-                    self._answer(turn, self.flow.steps[self.flow.start])
+                    self._answer(turn, first)
             else:
                 self._start(turn, rest)
             return
@@ -484,7 +495,7 @@ class Engine:
         if step.input == "text":
             value = self._text_input(turn, step)
         else:
-            value = self.match(turn)
+            value = self._chosen(turn, step)
             if value is None:
                 turn.say("choose_one")
                 self.reprompt(turn)
@@ -500,6 +511,26 @@ class Engine:
             self.resume(turn, self.flow.start)
         else:
             self.enter(turn, target)
+
+    def _chosen(self, turn: Turn, step: Step) -> str | None:
+        """The choice a message makes at `step` (see `match`), or at a step that detects
+        languages, the offered language a typed message is written in."""
+        value = self.match(turn)
+        if value is None and step.detect:
+            value = self._language_of(turn, step)
+        return value
+
+    def _language_of(self, turn: Turn, step: Step) -> str | None:
+        """Which of the step's `detect` languages a typed message is written in, told apart
+        from every language offered, if that is clear; the language action then says which
+        it took and how to change it. The words are not kept: nothing is stored before
+        consent."""
+        offered = [value for value, _ in turn.data.get("offered", [])]
+        language = languages.detect(turn.msg.text or "", self.catalogue, offered)
+        if language not in step.detect:
+            return None
+        turn.data["detected"] = True
+        return language
 
     def _text_input(self, turn: Turn, step: Step) -> str | None:
         """Free text, with a kept draft: too short is added to, too long is kept to shorten.

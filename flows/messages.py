@@ -72,7 +72,9 @@ class Poll:
 class Outbound:
     """One message to send. `to` is an address other than the chat the inbound came from;
     `edit` replaces the message whose button was pressed, where the platform can;
-    `close_poll` is a message key from `Engine.poll_posted` whose poll voting ends now."""
+    `close_poll` is a message key from `Engine.poll_posted` whose poll voting ends now;
+    `rtl` says the text is in a language written right to left (Arabic), which a platform
+    without markup must be told line by line."""
 
     text: str
     choices: tuple[Choice, ...] = ()
@@ -81,6 +83,7 @@ class Outbound:
     edit: bool = False
     poll: Poll | None = None
     close_poll: str | None = None
+    rtl: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,8 @@ def dump_outbound(message: Outbound) -> str:
         "edit": message.edit,
         "close_poll": message.close_poll,
     }
+    if message.rtl:
+        data["rtl"] = True
     if message.attachment is not None:
         attachment = message.attachment
         content = base64.b64encode(attachment.content).decode("ascii")
@@ -134,4 +139,5 @@ def load_outbound(raw: str) -> Outbound:
         edit=data["edit"],
         poll=poll,
         close_poll=data["close_poll"],
+        rtl=data.get("rtl", False),
     )

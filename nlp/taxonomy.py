@@ -1,6 +1,7 @@
 """The action-field taxonomy: loading, checking, and the words each language shows for a field."""
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -16,6 +17,10 @@ REQUIRED = (
     "keywords_de",
     "keywords_en",
 )
+
+
+# name_tr, short_uk, …: a further language's name or button label (not de, en, de_simple).
+FURTHER = re.compile(r"(name|short)_([a-z]{2,3})")
 
 
 class TaxonomyError(ValueError):
@@ -35,9 +40,15 @@ class ActionField:
     short_de: str | None = None
     short_en: str | None = None
     short_de_simple: str | None = None
+    names: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """The name in each further language (name_tr: {"tr": …}); German is shown otherwise."""
+    shorts: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """Button labels in further languages (short_tr, …); the name is shown otherwise."""
 
     def label(self, language: str) -> str:
-        """A button label in `language` (de, en or de-simple)."""
+        """A button label in `language`."""
+        if language in self.shorts or language in self.names:
+            return self.shorts.get(language) or self.names[language]
         if language == "en":
             return self.short_en or self.name_en
         if language == "de-simple":
@@ -49,6 +60,8 @@ class ActionField:
         one in Einfache Sprache, whose readers the long official names would lose."""
         if language == "de-simple":
             return self.label(language)
+        if language in self.names:
+            return self.names[language]
         return self.name_en if language == "en" else self.name_de
 
     def texts(self) -> list[str]:
@@ -94,6 +107,13 @@ def _field(entry: object, where: str) -> ActionField:
     values["id"] = str(values["id"])
     values["keywords_de"] = tuple(entry["keywords_de"])
     values["keywords_en"] = tuple(entry["keywords_en"])
+    values["names"], values["shorts"] = {}, {}
+    for key, text in entry.items():
+        further = FURTHER.fullmatch(str(key))
+        if further and further.group(2) not in ("de", "en"):
+            if not isinstance(text, str) or not text.strip():
+                raise TaxonomyError(f"{where} ({entry['id']}): {key} must be a name")
+            values[f"{further.group(1)}s"][further.group(2)] = text.strip()
     return ActionField(**values)
 
 

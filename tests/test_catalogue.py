@@ -78,6 +78,13 @@ def test_plural_entries_have_exactly_their_languages_forms(catalogue: Catalogue)
             "de-simple",
             ["0 Ideen", "1 Idee", "2 Ideen", "5 Ideen", "11 Ideen", "21 Ideen", "101 Ideen"],
         ),
+        # Turkish keeps the noun singular after a number.
+        ("tr", ["0 fikir", "1 fikir", "2 fikir", "5 fikir", "11 fikir", "21 fikir", "101 fikir"]),
+        # Arabic: one and two say the number in the noun; 3-10 plural, 11-99 singular
+        # accusative, 100 and above (101 too) singular genitive.
+        ("ar", ["0 أفكار", "فكرة واحدة", "فكرتان", "5 أفكار", "11 فكرة", "21 فكرة", "101 فكرة"]),
+        # Ukrainian: one for 1, 21, 101; few for 2-4; many for 0, 5-20.
+        ("uk", ["0 ідей", "1 ідея", "2 ідеї", "5 ідей", "11 ідей", "21 ідея", "101 ідея"]),
     ],
 )
 def test_plural_picks_the_form_for_the_count(

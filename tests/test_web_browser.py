@@ -367,12 +367,11 @@ class Chat:
 def start(chat: Chat, language: str, accept_language: str) -> None:
     """From the first page to the idea question."""
     chat.open(accept_language)
-    page_language = "en" if accept_language == "en" else "de"
+    page_language = accept_language
     assert chat.lines() == [("start-0", "bot", t(page_language, "choose_language"))]
-    assert chat.choices() == [t("de", key) for key in ("lang_de", "lang_en", "lang_simple")]
-    label = {"de": "lang_de", "en": "lang_en", "de-simple": "lang_simple"}[language]
+    assert chat.choices() == [t("de", key) for key in LABELS.values()]
     chat.language = page_language
-    chat.answer(t(language, label))
+    chat.answer(t(language, LABELS[language]))
     chat.language = language
     texts = [text for _, side, text in chat.lines() if side == "bot"]
     assert texts[-3:] == [
@@ -387,6 +386,9 @@ IDEAS = {
     "de": "Mehr Sitzbänke und schattige Bäume in den Parks für ältere Menschen",
     "en": "More benches and shady trees in the parks for older people",
     "de-simple": "Mehr Bänke im Park, damit alte Menschen sich ausruhen können",
+    "tr": "Parklarda yaşlılar için daha fazla bank ve gölgeli ağaç olsun",
+    "ar": "نريد مقاعد أكثر وأشجارًا تعطي الظل في الحدائق لكبار السن",
+    "uk": "Більше лавок і тінистих дерев у парках для літніх людей",
 }
 
 
@@ -409,6 +411,9 @@ DETAILS = {
     "de": [("Mitte", "mitte"), ("age_30_49", "30-49"), ("group_resident", "resident")],
     "en": [(None, None), (None, None), (None, None)],
     "de-simple": [("whole_city", "whole-city"), (None, None), ("group_science", "science")],
+    "tr": [("Mitte", "mitte"), ("age_14_17", "14-17"), (None, None)],
+    "ar": [(None, None), ("age_18_29", "18-29"), ("group_resident", "resident")],
+    "uk": [("whole_city", "whole-city"), (None, None), (None, None)],
 }
 QUESTIONS = ["district_question", "age_question", "group_question", "notify_question"]
 
@@ -440,7 +445,23 @@ def details_to_end(
     assert chat.choices() == []
 
 
-LANGUAGES = [("de", "de"), ("en", "en"), ("de-simple", "de")]
+# (language, the browser's Accept-Language): Einfache Sprache is chosen on a German page.
+LANGUAGES = [
+    ("de", "de"),
+    ("en", "en"),
+    ("de-simple", "de"),
+    ("tr", "tr"),
+    ("ar", "ar"),
+    ("uk", "uk"),
+]
+LABELS = {
+    "de": "lang_de",
+    "en": "lang_en",
+    "de-simple": "lang_simple",
+    "tr": "lang_tr",
+    "ar": "lang_ar",
+    "uk": "lang_uk",
+}
 
 
 def browser_for(request: pytest.FixtureRequest, js: bool) -> WebDriver:
@@ -472,12 +493,33 @@ def test_a_whole_conversation_by_keyboard(
     # The page shows what the person said, in their words and the labels they chose.
     mine = [text for _, side, text in chat.lines() if side == "resident"]
     assert mine[:4] == [
-        t("de", {"de": "lang_de", "en": "lang_en", "de-simple": "lang_simple"}[language]),
+        t("de", LABELS[language]),
         t(language, "consent_yes"),
         IDEAS[language],
         field,
     ]
     assert mine[-1] == t(language, "another_no")
+    right_to_left = chat.browser.execute_script(SIDES)
+    assert right_to_left["page"] == t(language, "web_dir")
+    if language == "ar":
+        # Set from the right: the bot's lines and the resident's Arabic run right to left,
+        # and the two sides of the conversation change places.
+        assert right_to_left["bot"] == right_to_left["resident"] == "rtl"
+        assert right_to_left["resident_x"] < right_to_left["bot_x"]
+    else:
+        assert right_to_left["resident_x"] > right_to_left["bot_x"]
+
+
+# Which way the page, the last bot line and the resident's idea run, and where each sits.
+SIDES = """
+const bot = [...document.querySelectorAll('#log > li.bot p')].pop();
+const mine = [...document.querySelectorAll('#log > li.resident p')][2];
+const middle = e => {
+  const r = e.closest('li').getBoundingClientRect(); return r.x + r.width / 2;
+};
+return {page: document.documentElement.dir, bot: getComputedStyle(bot).direction,
+        resident: getComputedStyle(mine).direction, bot_x: middle(bot), resident_x: middle(mine)};
+"""
 
 
 # 2. a restart in the middle
@@ -613,7 +655,7 @@ def test_every_page_state_is_accessible(driver: WebDriver, server: Server, langu
         keys(driver, draft)
         driver.delete_all_cookies()
         keys(driver, Keys.TAB)
-        chat.language = "en" if accept == "en" else "de"
+        chat.language = accept
         chat.submit(until=lambda b: bool(chat.problem()))
         assert chat.problem() == t(chat.language, "web_expired")
         assert driver.find_element(By.ID, "message").get_attribute("value") == draft

@@ -100,7 +100,10 @@ def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: st
             text[: cut if cut > 0 else NOTICE_QUOTE] + "\n\n" + catalogue.text(language, "loop_cut")
         )
     name = field_name(taxonomy, catalogue, summary["lane"], language)
-    return Outbound(catalogue.text(language, "loop_notice", field=name, summary=text))
+    return Outbound(
+        catalogue.text(language, "loop_notice", field=name, summary=text),
+        rtl=catalogue.right_to_left(language),
+    )
 
 
 def forward(
