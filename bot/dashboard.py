@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from mitreden.bot.web import WebChannel
     from mitreden.staff.files import Forwarded
     from mitreden.staff.forwarding import Forwarding
+    from mitreden.staff.reach import Labels, Population, Reach
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Dashboard:
         self._store = Store(settings.db)
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staff-pages")
         self._helper: ProcessPoolExecutor | None = None  # makes PDF and XLSX files
-        self._pictures: dict[str, tuple[tuple[str, int], str]] = {}
+        self._pictures: dict[str, tuple[tuple[str, int], Any]] = {}  # by revision
         self.fields = [(f.id, f.label(self.language)) for f in self.taxonomy.leaves]
         self.lanes = [*self.fields, (NEW_TOPICS, self.t("summary_new_topics"))]
         self.application = self._application()
@@ -156,6 +157,8 @@ class Dashboard:
         post("/groups/{id}/unmerge", self._unmerge)
         get("/map.svg", self._map)
         get("/counts.svg", self._counts)
+        get("/reach", self._reach)
+        get("/reach/{name}.svg", self._reach_picture)
         get("/summaries", self._summaries)
         post("/summaries", self._draft)
         get("/summaries/{id}", self._summary)
@@ -647,7 +650,65 @@ class Dashboard:
         svg = await self._read(self._picture, "counts", self._counts_svg)
         return web.Response(body=svg.encode(), content_type="image/svg+xml")
 
-    def _picture(self, name: str, draw: Callable[[], str]) -> str:
+    async def _reach(self, request: web.Request) -> web.Response:
+        """Who took part, against the population: tables and pictures."""
+        from mitreden.staff import reach
+
+        member = await self._viewer(request)
+        figures = await self._read(self._picture, "reach", self._reach_figures)
+        labels = self._reach_labels()
+        context = self._context(
+            request, member, reach=figures, labels=labels, cells=reach.cells, K=reach.K
+        )
+        return self._render("reach.html", request, context)
+
+    async def _reach_picture(self, request: web.Request) -> web.Response:
+        """A dimension's bar chart, or the district map ("map")."""
+        from mitreden.staff import charts, reach
+
+        await self._viewer(request)
+        name = request.match_info["name"]
+        if name not in (*reach.DIMENSIONS, "map"):
+            raise web.HTTPNotFound()
+        figures = await self._read(self._picture, "reach", self._reach_figures)
+        labels = self._reach_labels()
+        wanted = "district" if name == "map" else name
+        dimension = next(d for d in figures.dimensions if d.name == wanted)
+        if name == "map":
+            scene = charts.district_map(dimension, labels, self.app.settings.districts)
+        else:
+            scene = charts.bars(dimension, labels)
+        return web.Response(body=charts.svg(scene).encode(), content_type="image/svg+xml")
+
+    def _reach_figures(self) -> "Reach":
+        """The reach figures, with the population file read each time they are worked out
+        (an operator may replace it while the server runs)."""
+        from mitreden.staff import reach
+
+        try:
+            population = reach.load_population(self.app.settings.population)
+        except reach.PopulationError as err:
+            log.warning("the population file cannot be read: %s", describe(err))
+            raise Refused("staff_reach_no_population") from err
+        return reach.figures(self._store, population)
+
+    def _population(self) -> "Population | None":
+        """The population for a summary's table of who spoke; without it, no table."""
+        from mitreden.staff import reach
+
+        try:
+            return reach.load_population(self.app.settings.population)
+        except reach.PopulationError as err:
+            log.warning("the population file cannot be read: %s", describe(err))
+            return None
+
+    def _reach_labels(self) -> "Labels":
+        from mitreden.flows.definition import load_flow
+        from mitreden.staff import reach
+
+        return reach.Labels(load_flow(), self.catalogue, self.language)
+
+    def _picture(self, name: str, draw: Callable[[], Any]) -> Any:
         """A picture drawn again only when ideas or groups changed (`Store.revision`): the map
         of 100,000 ideas takes seconds to draw. Runs on the one pages thread."""
         revision = self._store.revision()
@@ -718,6 +779,7 @@ class Dashboard:
             self.language,
             member.actor,
             _stamp(_now()),
+            self._population(),
         )
         raise web.HTTPSeeOther(f"{PREFIX}summaries/{summary_id}?done=drafted")
 

@@ -15,3 +15,11 @@ def paraphrases_path() -> Path:
 
 def filler_words_path() -> Path:
     return Path(str(files(__name__) / "filler_words.yaml"))
+
+
+def population_path() -> Path:
+    return Path(str(files(__name__) / "population_berlin.csv"))
+
+
+def districts_path() -> Path:
+    return Path(str(files(__name__) / "berlin_districts.geojson"))

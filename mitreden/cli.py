@@ -20,7 +20,7 @@ from mitreden.bot import ChannelError
 from mitreden.config import ConfigError, Settings, load_settings
 from mitreden.evaluate import EvalDataError
 from mitreden.flows.catalogue import LANGUAGES, CatalogueError
-from mitreden.flows.definition import FlowError
+from mitreden.flows.definition import FlowError, load_flow
 from mitreden.logs import setup_logging
 from mitreden.nlp.embedders import EmbedderError, make_embedder
 from mitreden.nlp.pipeline import IdeaNlp
@@ -31,6 +31,7 @@ from mitreden.store.store import unavailable
 
 if TYPE_CHECKING:  # imported by the command that forwards, not by every command
     from mitreden.staff.forwarding import Forwarding
+    from mitreden.staff.reach import Population
 
 EXPECTED = (
     ChannelError,
@@ -241,6 +242,22 @@ def _staff_parsers(
             decision.add_argument("to_field", metavar="field", help="the action field's id")
         elif action == "duplicate":
             decision.add_argument("--of", type=_id, required=True, help="the idea it repeats")
+
+    reach = commands.add_parser(
+        "reach",
+        parents=[common],
+        help="who took part, by district, age band, group, channel, language and week, "
+        "against the population (no figure from fewer than 5 people)",
+    )
+    reach.add_argument(
+        "--format",
+        choices=("table", "csv", "json", "svg", "png"),
+        default="table",
+        help="table, csv or json to standard output or --out; svg or png: a picture per "
+        "dimension and the district map, into the folder --out",
+    )
+    reach.add_argument("--out", type=Path, help="the file (table, csv, json) or folder")
+    reach.add_argument("--language", choices=LANGUAGES, help="default: moderator_language")
 
     groups = commands.add_parser(
         "groups", parents=[common], help="groups of similar ideas, as moderators shape them"
@@ -709,6 +726,48 @@ def _group_list(settings: Settings, store: Store, field: str | None) -> None:
         print(f"{group['id']}\t{group['lane']}\t{label}\t{size}\t{merged}")
 
 
+def _population(settings: Settings) -> "Population":
+    from mitreden.staff import reach
+
+    try:
+        return reach.load_population(settings.population)
+    except reach.PopulationError as err:
+        raise ConfigError(str(err)) from err
+
+
+def _reach(settings: Settings, form: str, out: Path | None, language: str | None) -> None:
+    """The reach figures as a table, CSV or JSON, or as pictures in a folder."""
+    from mitreden.flows.catalogue import Catalogue
+    from mitreden.staff import charts, reach
+
+    if form in ("svg", "png") and out is None:
+        raise ConfigError(f"--format {form} writes a picture per dimension: give a folder --out")
+    figures = reach.figures(_existing_store(settings), _population(settings))
+    labels = reach.Labels(load_flow(), Catalogue.load(), language or settings.moderator_language)
+    if form in ("table", "csv", "json"):
+        text = {"table": reach.to_markdown, "csv": reach.to_csv, "json": reach.to_json}[form]
+        written = text(figures, labels) if form == "table" else text(figures)
+        if out is None:
+            sys.stdout.write(written)
+        else:
+            out.write_text(written, encoding="utf-8")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    scenes = {f"reach-{d.name}": charts.bars(d, labels) for d in figures.dimensions}
+    district = next(d for d in figures.dimensions if d.name == "district")
+    try:
+        scenes["reach-map"] = charts.district_map(district, labels, settings.districts)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"cannot draw the districts of {settings.districts}: {err}") from err
+    for name, scene in scenes.items():
+        path = out / f"{name}.{form}"
+        if form == "svg":
+            path.write_text(charts.svg(scene), encoding="utf-8")
+        else:
+            path.write_bytes(charts.png(scene))
+        print(path)
+
+
 def _summary_work(settings: Settings, args: argparse.Namespace) -> None:
     """A draft of a field's summary as it is now, or an approval, audited as the operator's."""
     from mitreden.flows.catalogue import Catalogue
@@ -723,7 +782,14 @@ def _summary_work(settings: Settings, args: argparse.Namespace) -> None:
             catalogue = Catalogue.load()
             print(
                 summaries.draft(
-                    store, taxonomy, catalogue, args.draft_field, language, _operator(), now()
+                    store,
+                    taxonomy,
+                    catalogue,
+                    args.draft_field,
+                    language,
+                    _operator(),
+                    now(),
+                    _population(settings),
                 )
             )
         else:
@@ -835,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
             _review(settings, args)
         elif args.command == "groups":
             _groups(settings, args)
+        elif args.command == "reach":
+            _reach(settings, args.format, args.out, args.language)
         elif args.command == "eval":
             _eval(settings, args)
         sys.stdout.flush()  # so a closed pipe shows here, not as noise when Python exits

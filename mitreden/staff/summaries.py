@@ -6,13 +6,16 @@ approved version is what is forwarded, word for word. A forwarded summary is nev
 a new draft is made instead.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitreden import reports
 from mitreden.flows.catalogue import Catalogue
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.staff import Refusal
 from mitreden.store import Store
+
+if TYPE_CHECKING:
+    from mitreden.staff.reach import Population
 
 DRAFT, APPROVED, FORWARDED = "draft", "approved", "forwarded"
 MAX_TEXT = 200_000
@@ -30,14 +33,25 @@ def draft(
     language: str,
     actor: str,
     now: str,
+    population: "Population | None" = None,
 ) -> int:
-    """A new draft for one action field (or new topics) from the current groups."""
+    """A new draft for one action field (or new topics) from the current groups; with the
+    `population`, a table of who spoke follows (mitreden/staff/reach.py), so the strategy
+    team sees whose ideas these are and whose are missing."""
     if lane not in reports.lanes(taxonomy):
         raise SummaryError(f"there is no action field {lane!r}", "refused_no_field")
     fields = reports.summaries(store, taxonomy, catalogue, language, lane)
     text = reports.to_markdown(fields, catalogue, language)
+    idea_ids = store.lane_idea_ids(lane)
+    if population is not None:
+        from mitreden.flows.definition import load_flow
+        from mitreden.staff import reach
+
+        spoke = reach.figures(store, population, idea_ids)
+        labels = reach.Labels(load_flow(), catalogue, language)
+        text += "\n" + reach.to_markdown(spoke, labels, reach.IN_SUMMARIES, level=3)
     with store.transaction():
-        summary_id = store.add_summary(lane, language, text, store.lane_idea_ids(lane), actor, now)
+        summary_id = store.add_summary(lane, language, text, idea_ids, actor, now)
         store.audit(now, actor, "summary.drafted", f"summary:{summary_id}", lane=lane)
     return summary_id
 
