@@ -79,6 +79,22 @@ async def test_a_resident_gives_an_idea_in_a_direct_chat(
     assert resident.user_id not in json.dumps(ideas)  # a keyed hash, never the Matrix id
 
 
+async def test_a_resident_who_writes_arabic_is_answered_in_arabic_right_to_left(
+    bot: MatrixChannel, people: Callable, catalogue: Catalogue
+) -> None:
+    resident = await people()
+    await resident.open_chat(bot.client.user_id)
+    first = "مرحبا، نريد حديقة أكبر في الحي"
+    await resident.answer(first, catalogue.text("ar", "consent_question"))
+    await resident.answer("نعم", catalogue.text("ar", "idea_question"))
+    replies = resident.received[resident.room_id]
+    bodies = [event.body for event in replies]
+    assert catalogue.text("ar", "language_detected") in bodies
+    assert all(
+        event.source["content"]["formatted_body"].startswith('<div dir="rtl">') for event in replies
+    )
+
+
 async def test_a_restart_resumes_where_the_resident_was_and_answers_nothing_twice(
     make_engine: Callable[..., Engine],
     bot_settings: Settings,
