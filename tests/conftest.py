@@ -10,6 +10,7 @@ from matrix_people import PASSWORD, MatrixPerson, fresh_localpart
 from synapse_server import SynapseServer
 from telegram_server import TelegramTestServer
 
+from mitreden.app import App
 from mitreden.bot.matrix import MatrixChannel
 from mitreden.bot.telegram import TelegramChannel
 from mitreden.config import Settings
@@ -154,6 +155,23 @@ async def server() -> AsyncIterator[TelegramTestServer]:
         yield running
 
 
+@pytest.fixture
+async def telegram_app(server: TelegramTestServer, tmp_path: Path) -> AsyncIterator[App]:
+    """`mitreden run`'s App with its Telegram channel on the test server, without NLP."""
+    settings = Settings(
+        db=tmp_path / "m.db",
+        embedding_backend="none",
+        web_listen="",
+        telegram_token=server.token,
+        telegram_api_base_url=server.url,
+        forward_dir=str(tmp_path / "forwarded"),
+    )
+    running = App(settings)
+    await running.start()
+    yield running
+    await running.stop()
+
+
 async def started(engine: Engine, server: TelegramTestServer) -> TelegramChannel:
     channel = TelegramChannel(engine, Pseudonymizer(TELEGRAM_SECRET), server.token, server.url)
     await channel.start(poll_timeout=1)
@@ -192,9 +210,7 @@ def bot_settings(synapse: SynapseServer, db_path: Path) -> Settings:
 
 
 async def start_bot(engine: Engine, settings: Settings) -> MatrixChannel:
-    channel = MatrixChannel(
-        engine, Pseudonymizer(MATRIX_SECRET), settings, sync_timeout_ms=1_000
-    )
+    channel = MatrixChannel(engine, Pseudonymizer(MATRIX_SECRET), settings, sync_timeout_ms=1_000)
     await channel.start()
     return channel
 

@@ -18,7 +18,6 @@ from test_conversation import rows_mentioning
 from test_telegram_chat import Person
 
 from mitreden.app import App
-from mitreden.config import Settings
 from mitreden.flows import Engine
 from mitreden.flows.catalogue import LANGUAGES, Catalogue
 from mitreden.nlp.languages import detect
@@ -127,24 +126,9 @@ def test_detect_never_fails_and_only_names_what_was_offered(text: str) -> None:
 # over Telegram (the Bot API test server), with the real python-telegram-bot
 
 
-@pytest.fixture
-async def app(server: TelegramTestServer, tmp_path: Path):
-    settings = Settings(
-        db=tmp_path / "m.db",
-        embedding_backend="none",
-        web_listen="",
-        telegram_token=server.token,
-        telegram_api_base_url=server.url,
-    )
-    running = App(settings)
-    await running.start()
-    yield running
-    await running.stop()
-
-
 @pytest.mark.parametrize("language", NEW)
 async def test_a_conversation_over_telegram_in_each_new_language(
-    app: App, server: TelegramTestServer, catalogue: Catalogue, language: str
+    telegram_app: App, server: TelegramTestServer, catalogue: Catalogue, language: str
 ) -> None:
     person = Person(server, f"Person {language}")
     person.says(FIRST_MESSAGES[language])

@@ -6,7 +6,6 @@ App; the summary is drafted, approved and forwarded by the staff service in the 
 thread, as the dashboard does it, and `App.deliver_unsent` sends the notices."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ from telegram_server import TelegramTestServer
 from test_telegram_chat import Person, consent
 
 from mitreden.app import App
-from mitreden.config import Settings
 from mitreden.flows.catalogue import Catalogue
 from mitreden.jobs import now
 from mitreden.staff import forwarding, summaries
@@ -24,19 +22,8 @@ STAFF = "staff:anna"
 
 
 @pytest.fixture
-async def app(server: TelegramTestServer, tmp_path: Path) -> AsyncIterator[App]:
-    settings = Settings(
-        db=tmp_path / "m.db",
-        embedding_backend="none",
-        web_listen="",
-        telegram_token=server.token,
-        telegram_api_base_url=server.url,
-        forward_dir=str(tmp_path / "forwarded"),
-    )
-    running = App(settings)
-    await running.start()
-    yield running
-    await running.stop()
+def app(telegram_app: App) -> App:
+    return telegram_app
 
 
 async def give_an_idea(person: Person, catalogue: Catalogue, idea: str, notify: str) -> None:
