@@ -675,7 +675,11 @@ class Dashboard:
         wanted = "district" if name == "map" else name
         dimension = next(d for d in figures.dimensions if d.name == wanted)
         if name == "map":
-            scene = charts.district_map(dimension, labels, self.app.settings.districts)
+            try:
+                scene = charts.district_map(dimension, labels, self.app.settings.districts)
+            except (OSError, ValueError, KeyError, TypeError) as err:  # the operator's file
+                log.warning("the district outlines cannot be drawn: %s", describe(err))
+                raise Refused("staff_reach_no_map") from err
         else:
             scene = charts.bars(dimension, labels)
         return web.Response(body=charts.svg(scene).encode(), content_type="image/svg+xml")

@@ -70,6 +70,8 @@ def load_flow(path: Path | None = None) -> Flow:
             spec["choices"] = _choices(spec.get("choices"))
             spec["extra"] = _choices(spec.get("extra"))
             spec["route"] = {str(k): v for k, v in spec.get("route", {}).items()}
+            if not isinstance(spec.get("detect", []), list):
+                raise FlowError(f"{path}: step {name!r}: detect must be a list of languages")
             spec["detect"] = tuple(str(language) for language in spec.get("detect", ()))
             steps[name] = Step(name=name, **spec)
         commands = {word: command for command, words in raw["commands"].items() for word in words}

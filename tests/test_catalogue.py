@@ -236,6 +236,12 @@ def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
         load_flow(path)
 
 
+def test_a_flow_step_detects_a_list_of_languages(tmp_path: Path) -> None:
+    path = one_step_flow(tmp_path, "{ask: choose_language, detect: tr, next: a}")
+    with pytest.raises(FlowError, match="detect must be a list"):
+        load_flow(path)
+
+
 @pytest.mark.parametrize(
     ("step", "message"),
     [

@@ -187,6 +187,27 @@ def test_taxonomy_errors_name_the_problem(tmp_path) -> None:
         load_taxonomy(path)
 
 
+def test_names_in_further_languages_are_read_and_checked(tmp_path) -> None:
+    field = (
+        "action_fields:\n  - id: a\n    name_de: Bänke\n    name_en: Benches\n"
+        "    description_de: x\n    description_en: x\n    keywords_de: [x]\n"
+        "    keywords_en: [x]\n"
+    )
+    path = tmp_path / "t.yaml"
+    path.write_text(field + "    name_tr: Banklar\n    short_uk: Лавки\n", encoding="utf-8")
+    [bench] = load_taxonomy(path).fields
+    assert (bench.title("tr"), bench.label("tr"), bench.label("uk"), bench.title("uk")) == (
+        "Banklar",
+        "Banklar",
+        "Лавки",
+        "Bänke",  # no name in Ukrainian: the German one
+    )
+    for wrong in ("    name_ar: 5\n", "    short_tr: ''\n", "    name_uk: [a, b]\n"):
+        path.write_text(field + wrong, encoding="utf-8")
+        with pytest.raises(TaxonomyError, match="must be a name"):
+            load_taxonomy(path)
+
+
 def test_taxonomy_leaves_are_the_fields_without_children(taxonomy) -> None:
     assert len(taxonomy.leaves) == 12
     assert all(f.parent for f in taxonomy.leaves)

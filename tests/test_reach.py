@@ -238,3 +238,21 @@ def test_the_command_writes_tables_and_pictures(db_path: Path, tmp_path: Path) -
 def test_settings_point_at_the_shipped_data() -> None:
     settings = Settings()
     assert settings.population == population_path() and settings.districts == districts_path()
+
+
+def test_broken_data_files_are_one_clear_line(db_path: Path, tmp_path: Path) -> None:
+    seed(Store(db_path))
+    broken = tmp_path / "broken"
+    broken.write_text('{"features": [{"geometry": 1}]', encoding="utf-8")
+    command = ["mitreden", "reach", "--db", str(db_path)]
+    for setting, form in (("MITREDEN_POPULATION", "csv"), ("MITREDEN_DISTRICTS", "svg")):
+        env = environment(tmp_path, **{setting: str(broken)})
+        run = subprocess.run(
+            [*command, "--format", form, "--out", str(tmp_path / "out")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith("mitreden: error: ") and run.stderr.count("\n") == 1
+        assert "Traceback" not in run.stderr
