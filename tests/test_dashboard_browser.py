@@ -273,9 +273,9 @@ def focus_idea(driver: WebDriver, idea: int) -> None:
     raise AssertionError(f"j never reached idea {idea}")
 
 
-def to_the_end(driver: WebDriver) -> None:
-    """Ctrl+End: the caret to the end of the focused text box."""
-    ActionChains(driver).key_down(Keys.CONTROL).send_keys(Keys.END).key_up(Keys.CONTROL).perform()
+def to_the_start(driver: WebDriver) -> None:
+    """Ctrl+Home: the caret to the start of the focused text box."""
+    ActionChains(driver).key_down(Keys.CONTROL).send_keys(Keys.HOME).key_up(Keys.CONTROL).perform()
 
 
 # 1. and 2. from the queue to a forwarded summary, and what forwarding sent
@@ -358,12 +358,12 @@ def test_a_moderator_goes_by_keyboard_from_the_queue_to_a_forwarded_summary(
     summary = int(path(driver).rsplit("/", 1)[1])
     no_violations(driver, "a draft")
     tab_to(driver, "#summary-text")
-    to_the_end(driver)
-    press(driver, Keys.ENTER, Keys.ENTER, SENTENCE, Keys.TAB)
+    to_the_start(driver)
+    press(driver, SENTENCE, Keys.ENTER, Keys.ENTER, Keys.TAB)
     new_page(driver, Keys.ENTER)
     assert banner(driver) == t("staff_done_saved")
     [(text,)] = site.rows("SELECT text FROM summaries WHERE id = ?", summary)
-    assert text.endswith("\n\n" + SENTENCE)
+    assert text.startswith(SENTENCE + "\n\n") and "\n### Wer mitgemacht hat\n" in text
     tab_to(driver, "#approve-summary")
     new_page(driver, Keys.ENTER)
     assert banner(driver) == t("staff_done_approved_summary")
@@ -410,6 +410,7 @@ def test_a_moderator_goes_by_keyboard_from_the_queue_to_a_forwarded_summary(
     [notice] = notices()
     assert field_name(site.app.engine.taxonomy, CATALOGUE, lane, "de") in notice
     assert SENTENCE in notice
+    assert "Wer mitgemacht hat" not in notice  # the table of who spoke is the team's
     assert site.telegram.errors == []
 
 

@@ -92,8 +92,11 @@ def forwarded(
 
 def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: str) -> Outbound:
     """What a resident is told: which field, that it went to the strategy team, and the
-    summary's beginning."""
+    summary's beginning, without the table of who spoke (that is for the strategy team)."""
     text = summary["text"]
+    who_spoke = text.find(f"\n### {catalogue.text(summary['language'], 'reach_title')}\n")
+    if who_spoke > 0:  # the heading `summaries.draft` gives the table (reach.to_markdown)
+        text = text[:who_spoke].rstrip()
     if len(text) > NOTICE_QUOTE:
         cut = text.rfind("\n\n", 0, NOTICE_QUOTE)
         text = (
