@@ -17,6 +17,7 @@ the only place mitreden asks about.
 """
 
 import csv
+import functools
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -105,37 +106,48 @@ def load_population(path: Path) -> Population:
     return Population(by, described or path.name)
 
 
-def figures(store: Store, population: Population, idea_ids: list[int] | None = None) -> Reach:
+# Where each dimension is in a row of `Store.reach_rows`.
+COLUMN = {"district": 1, "age_band": 2, "actor_group": 3, "language": 4, "week": 5, "channel": 6}
+
+
+def figures(
+    store: Store,
+    population: Population,
+    idea_ids: list[int] | None = None,
+    dimensions: tuple[str, ...] = DIMENSIONS,
+) -> Reach:
     """The reach of every idea but the rejected ones, or of those of `idea_ids` (a summary's)."""
-    rows = store.reach_rows()
-    if idea_ids is not None:
-        wanted = set(idea_ids)
-        rows = [row for row in rows if row["id"] in wanted]
-    people = {row["participant_id"] for row in rows}
+    rows = store.reach_rows(idea_ids)
+    people = {row[0] for row in rows}
     reach = Reach(_shown(len(people)), _shown(len(rows)), population_source=population.source)
-    for name in DIMENSIONS:
+    for name in dimensions:
+        column = COLUMN[name]
         members: dict[str, set[str]] = {}
         ideas: dict[str, int] = {}
         for row in rows:
-            value = _value(row, name)
-            members.setdefault(value, set()).add(row["participant_id"])
+            value = row[column] or NOT_GIVEN
+            if name == "week":
+                value = _week(value)
+            members.setdefault(value, set()).add(row[0])
             ideas[value] = ideas.get(value, 0) + 1
-        known = population.by.get(name, {})
-        reach.dimensions.append(_dimension(name, members, ideas, known))
+        counts = {value: (len(members[value]), ideas[value]) for value in members}
+        reach.dimensions.append(_dimension(name, counts, population.by.get(name, {})))
     return reach
 
 
-def _value(row: dict, name: str) -> str:
-    if name == "week":
-        year, week, _ = date.fromisoformat(row["created_at"][:10]).isocalendar()
-        return f"{year}-W{week:02d}"
-    return row[name] or NOT_GIVEN
+@functools.cache
+def _week(day: str) -> str:
+    """An ISO week ("2026-W48") from a day ("2026-11-23")."""
+    year, week, _ = date.fromisoformat(day).isocalendar()
+    return f"{year}-W{week:02d}"
 
 
 def _dimension(
-    name: str, members: dict[str, set[str]], ideas: dict[str, int], population: dict[str, int]
+    name: str, counts: dict[str, tuple[int, int]], population: dict[str, int]
 ) -> Dimension:
-    counted = {value: len(people) for value, people in members.items()}
+    """`counts`: (people, ideas) per group."""
+    counted = {value: people for value, (people, _) in counts.items()}
+    ideas = {value: number for value, (_, number) in counts.items()}
     # Groups of the population nobody spoke for are part of the picture too.
     for value in population:
         counted.setdefault(value, 0)

@@ -47,7 +47,7 @@ def draft(
         from mitreden.flows.definition import load_flow
         from mitreden.staff import reach
 
-        spoke = reach.figures(store, population, idea_ids)
+        spoke = reach.figures(store, population, idea_ids, reach.IN_SUMMARIES)
         labels = reach.Labels(load_flow(), catalogue, language)
         text += "\n" + reach.to_markdown(spoke, labels, reach.IN_SUMMARIES, level=3)
     with store.transaction():
