@@ -707,10 +707,9 @@ class Dashboard:
             return None
 
     def _reach_labels(self) -> "Labels":
-        from mitreden.flows.definition import load_flow
         from mitreden.staff import reach
 
-        return reach.Labels(load_flow(), self.catalogue, self.language)
+        return reach.Labels(self.app.engine.flow, self.catalogue, self.language)
 
     def _picture(self, name: str, draw: Callable[[], Any]) -> Any:
         """A picture drawn again only when ideas or groups changed (`Store.revision`): the map
