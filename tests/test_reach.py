@@ -179,6 +179,16 @@ def test_a_summary_tells_the_strategy_team_who_spoke(
     assert "Wer mitgemacht hat" not in store.summary(plain)["text"]
 
 
+def test_no_csv_cell_is_a_formula(db_path: Path, population: reach.Population) -> None:
+    store = Store(db_path)
+    with store.transaction():
+        for n in range(5):
+            store.ensure_participant(f"f{n}", "=HYPERLINK(1)", NOW)
+            add(store, f"f{n}", "=cmd|' /C calc'!A0", "18-29")
+    rows = list(csv.DictReader(io.StringIO(reach.to_csv(reach.figures(store, population)))))
+    assert all(not cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+
+
 def test_a_broken_population_file_is_a_clear_error(tmp_path: Path) -> None:
     for text in ("", "district,age_band,residents\nmitte,18-29,many\n", "a,b\n1,2\n"):
         path = tmp_path / "population.csv"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mitreden.flows.catalogue import LANGUAGES, Catalogue
 from mitreden.flows.definition import Flow
+from mitreden.reports import spreadsheet_safe
 from mitreden.store import Store
 
 K = 5
@@ -282,7 +283,7 @@ def to_csv(reach: Reach) -> str:
     writer = csv.DictWriter(out, ["dimension", *Group.__dataclass_fields__, "representation"])
     writer.writeheader()
     for row in to_rows(reach):
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return out.getvalue()
 
 
@@ -304,6 +305,13 @@ def _totals(reach: Reach, labels: Labels) -> str:
     people = f"<{K}" if reach.participants is None else str(reach.participants)
     ideas = f"<{K}" if reach.ideas is None else str(reach.ideas)
     return f"{labels.t('reach_participants')}: {people} · {labels.t('reach_ideas')}: {ideas}"
+
+
+def _cell(value: object) -> object:
+    """A CSV cell: empty for hidden, and no text a spreadsheet would take for a formula."""
+    if value is None:
+        return ""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
 
 
 def _percent(value: float | None) -> str:
