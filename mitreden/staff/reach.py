@@ -31,7 +31,6 @@ from mitreden.store import Store
 
 K = 5
 DIMENSIONS = ("district", "age_band", "actor_group", "channel", "language", "week")
-WITH_POPULATION = ("district", "age_band")
 # What a summary tells the strategy team about who spoke (the weeks are the dashboard's).
 IN_SUMMARIES = ("district", "age_band", "actor_group", "channel", "language")
 NOT_GIVEN = ""  # the group of those who did not say
@@ -138,8 +137,11 @@ def figures(
 
 @functools.cache
 def _week(day: str) -> str:
-    """An ISO week ("2026-W48") from a day ("2026-11-23")."""
-    year, week, _ = date.fromisoformat(day).isocalendar()
+    """An ISO week ("2026-W48") from a day ("2026-11-23"); not given for what is no day."""
+    try:
+        year, week, _ = date.fromisoformat(day).isocalendar()
+    except ValueError:
+        return NOT_GIVEN
     return f"{year}-W{week:02d}"
 
 
