@@ -16,7 +16,7 @@ from mitreden.config import Settings
 from mitreden.data import districts_path, population_path
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import load_flow
-from mitreden.staff import charts, reach, summaries
+from mitreden.staff import charts, forwarding, reach, summaries
 from mitreden.store import Store
 
 NOW = "2026-11-23T10:00:00+00:00"  # a Monday: ISO week 2026-W48
@@ -175,6 +175,8 @@ def test_a_summary_tells_the_strategy_team_who_spoke(
     assert "\n### Wer mitgemacht hat\n" in text and "\n#### Bezirk\n" in text
     assert "| Neukölln | 6 | 12 | 33.3 % | 50.0 % | 3.0 | 0.67 |" in text
     assert "#### Woche" not in text  # the weeks are the dashboard's
+    told = forwarding.notice(catalogue, taxonomy, store.summary(made), "en").text
+    assert text.split("\n")[0] in told and "Wer mitgemacht hat" not in told
     plain = summaries.draft(store, taxonomy, catalogue, FIELD, "de", "staff:anna", NOW)
     assert "Wer mitgemacht hat" not in store.summary(plain)["text"]
 

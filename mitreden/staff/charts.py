@@ -35,7 +35,6 @@ class Shape:
     text: str = ""
     size: int = 13
     title: str = ""
-    anchor: str = "start"
 
 
 @dataclass
@@ -48,8 +47,8 @@ class Scene:
     def rect(self, x: float, y: float, w: float, h: float, fill: str, title: str = "") -> None:
         self.shapes.append(Shape("rect", ((x, y), (x + w, y + h)), fill, title=title))
 
-    def text(self, x: float, y: float, text: str, size: int = 13, anchor: str = "start") -> None:
-        self.shapes.append(Shape("text", ((x, y),), INK, text, size, anchor=anchor))
+    def text(self, x: float, y: float, text: str, size: int = 13) -> None:
+        self.shapes.append(Shape("text", ((x, y),), INK, text, size))
 
 
 def bars(dimension: Dimension, labels: Labels) -> Scene:
@@ -71,7 +70,7 @@ def bars(dimension: Dimension, labels: Labels) -> Scene:
             scene.rect(LABEL_WIDTH, y + 2, width, 11, PARTICIPANTS, f"{group.share:.1%}")
             scene.text(LABEL_WIDTH + width + 4, y + 12, f"{group.share * 100:.1f} %", 11)
         elif group.participants is None:
-            scene.text(LABEL_WIDTH, y + 12, labels.t("reach_map_hidden"), 11)
+            scene.text(LABEL_WIDTH, y + 12, labels.hidden(), 11)
         if group.population_share:
             width = BAR_WIDTH * group.population_share / top
             scene.rect(LABEL_WIDTH, y + 15, width, 9, POPULATION, f"{group.population_share:.1%}")
@@ -103,7 +102,7 @@ def district_map(dimension: Dimension, labels: Labels, outlines: Path) -> Scene:
         rate = rates.get(district)
         colour = HIDDEN if rate is None else SCALE[_step(rate, low, high)]
         name = labels.group("district", district)
-        title = f"{name}: {labels.t('reach_map_hidden') if rate is None else f'{rate:.1f}'}"
+        title = f"{name}: {labels.hidden() if rate is None else f'{rate:.1f}'}"
         for ring in polygons:
             shape = Shape("polygon", tuple(at(*p) for p in ring), colour, title=title)
             scene.shapes.append(shape)
@@ -113,7 +112,7 @@ def district_map(dimension: Dimension, labels: Labels, outlines: Path) -> Scene:
         scene.rect(20 + n * 90, y, 24, 14, colour)
         scene.text(48 + n * 90, y + 12, f"{value:.1f}", 11)
     scene.rect(20 + len(SCALE) * 90, y, 24, 14, HIDDEN)
-    scene.text(48 + len(SCALE) * 90, y + 12, labels.t("reach_map_hidden"), 11)
+    scene.text(48 + len(SCALE) * 90, y + 12, labels.hidden(), 11)
     return scene
 
 
@@ -141,10 +140,10 @@ def svg(scene: Scene) -> str:
                 f'stroke-width="1">{title}</polygon>'
             )
         else:
-            (x, y), anchor = shape.points[0], shape.anchor
+            x, y = shape.points[0]
             out.append(
-                f'<text x="{x:.1f}" y="{y:.1f}" font-size="{shape.size}" fill="{shape.fill}" '
-                f'text-anchor="{anchor}">{escape(shape.text)}</text>'
+                f'<text x="{x:.1f}" y="{y:.1f}" font-size="{shape.size}" fill="{shape.fill}">'
+                f"{escape(shape.text)}</text>"
             )
     out.append("</svg>")
     return "\n".join(out)

@@ -20,7 +20,7 @@ from mitreden.nlp import findings
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.staff import files, mail
-from mitreden.staff.summaries import APPROVED, FORWARDED, SummaryError
+from mitreden.staff.summaries import APPROVED, FORWARDED, SummaryError, without_who_spoke
 from mitreden.store import Store
 
 log = logging.getLogger(__name__)
@@ -93,10 +93,7 @@ def forwarded(
 def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: str) -> Outbound:
     """What a resident is told: which field, that it went to the strategy team, and the
     summary's beginning, without the table of who spoke (that is for the strategy team)."""
-    text = summary["text"]
-    who_spoke = text.find(f"\n### {catalogue.text(summary['language'], 'reach_title')}\n")
-    if who_spoke > 0:  # the heading `summaries.draft` gives the table (reach.to_markdown)
-        text = text[:who_spoke].rstrip()
+    text = without_who_spoke(summary, catalogue)
     if len(text) > NOTICE_QUOTE:
         cut = text.rfind("\n\n", 0, NOTICE_QUOTE)
         text = (

@@ -216,8 +216,12 @@ class Labels:
             for code in LANGUAGES
         }
 
-    def t(self, key: str) -> str:
-        return self.catalogue.text(self.language, key)
+    def t(self, key: str, **params: object) -> str:
+        return self.catalogue.text(self.language, key, **params)
+
+    def hidden(self) -> str:
+        """What stands where a group is too small to show ("fewer than 5 people")."""
+        return self.t("reach_map_hidden", k=K)
 
     def dimension(self, name: str) -> str:
         return self.t(f"reach_{name}")
@@ -265,7 +269,7 @@ def to_markdown(
             out.append("| " + " | ".join([name, *cells(group)]) + " |")
     out += [
         "",
-        f"{labels.t('reach_hidden_note').format(k=K)} {labels.t('reach_source')}: "
+        f"{labels.t('reach_hidden_note', k=K)} {labels.t('reach_source')}: "
         f"{reach.population_source}",
     ]
     return "\n".join(out) + "\n"

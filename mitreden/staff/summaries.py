@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 DRAFT, APPROVED, FORWARDED = "draft", "approved", "forwarded"
 MAX_TEXT = 200_000
+# The table of who spoke sits under the field's heading (##), beside its groups (###).
+WHO_SPOKE_LEVEL = 3
 
 
 class SummaryError(Refusal):
@@ -49,11 +51,20 @@ def draft(
 
         spoke = reach.figures(store, population, idea_ids, reach.IN_SUMMARIES)
         labels = reach.Labels(load_flow(), catalogue, language)
-        text += "\n" + reach.to_markdown(spoke, labels, reach.IN_SUMMARIES, level=3)
+        text += "\n" + reach.to_markdown(spoke, labels, reach.IN_SUMMARIES, WHO_SPOKE_LEVEL)
     with store.transaction():
         summary_id = store.add_summary(lane, language, text, idea_ids, actor, now)
         store.audit(now, actor, "summary.drafted", f"summary:{summary_id}", lane=lane)
     return summary_id
+
+
+def without_who_spoke(summary: dict[str, Any], catalogue: Catalogue) -> str:
+    """A summary's text up to the table of who spoke that `draft` puts at its end (found by
+    its heading, as a moderator may have edited everything around it)."""
+    text = summary["text"]
+    heading = "#" * WHO_SPOKE_LEVEL + " " + catalogue.text(summary["language"], "reach_title")
+    at = text.find(f"\n{heading}\n")
+    return text[:at].rstrip() if at > 0 else text
 
 
 def _open(store: Store, summary_id: int) -> dict[str, Any]:
