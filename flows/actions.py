@@ -192,7 +192,7 @@ def _understood(turn: "Turn", text: str) -> tuple[Any, list[tuple[str, float]]]:
     """An idea's embedding and its suggested fields, best first; none without NLP."""
     if turn.nlp is None:
         return None, []
-    vector = turn.nlp.embed(text)
+    vector = turn.nlp.embed(text, turn.lang)
     return vector, turn.nlp.suggest(vector, k=3)
 
 

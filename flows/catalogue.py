@@ -7,6 +7,7 @@ language needs only its catalogue, however many forms it has.
 """
 
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 
 LANGUAGES = ("de", "en", "de-simple", "tr", "ar", "uk")
 PLURAL_CATEGORIES = frozenset({"zero", "one", "two", "few", "many", "other"})
+PARALLEL_SENTENCES = 32
+"""Enough: the offsets of 20 and of all 159 long messages differed in the third decimal."""
+PARALLEL_MIN_LENGTH = 30
+PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
 class CatalogueError(ValueError):
@@ -104,6 +109,22 @@ class Catalogue:
     def words(self, language: str, key: str) -> frozenset[str]:
         """A list entry (words the bot understands), lower-cased."""
         return frozenset(w.casefold() for w in self.messages[language][key])
+
+    def parallel(self, count: int = PARALLEL_SENTENCES) -> dict[str, list[str]]:
+        """The same `count` sentences in each language (placeholders taken out), for the NLP
+        to tell what a language adds to a text's vector from what it says (`nlp/neutral.py`).
+        Einfache Sprache is left out: it says things differently, in the same language."""
+        first = self.messages[LANGUAGES[0]]
+        keys = sorted(
+            key
+            for key, template in first.items()
+            if isinstance(template, str) and len(template) >= PARALLEL_MIN_LENGTH
+        )[:count]
+        return {
+            lang: [PLACEHOLDER.sub("", self.messages[lang][key]) for key in keys]
+            for lang in LANGUAGES
+            if lang != "de-simple"
+        }
 
     def right_to_left(self, language: str) -> bool:
         """Whether `language` is written right to left (its catalogue's `web_dir`)."""

@@ -59,7 +59,9 @@ def load_nlp(engine: Engine, embedder: Embedder | None) -> None:
         return
     from mitreden.nlp.pipeline import IdeaNlp
 
-    engine.nlp = IdeaNlp(embedder, engine.taxonomy, engine.store)
+    engine.nlp = IdeaNlp(
+        embedder, engine.taxonomy, engine.store, parallel=engine.catalogue.parallel()
+    )
     log.info("NLP ready: %s, %d ideas indexed", embedder.name, len(engine.nlp.index))
 
 

@@ -8,13 +8,14 @@ database.
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mitreden.nlp.clusters import ClusterBook
 from mitreden.nlp.embedders import Embedder
+from mitreden.nlp.neutral import LanguageOffsets
 from mitreden.nlp.similar import IdeaIndex
 from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import Taxonomy
@@ -33,8 +34,18 @@ class StoredIdea:
 
 
 class IdeaNlp:
-    def __init__(self, embedder: Embedder, taxonomy: Taxonomy, store: Store) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        taxonomy: Taxonomy,
+        store: Store,
+        parallel: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """`parallel`: the same sentences in each language (`Catalogue.parallel`), from which
+        ideas in other languages are made to look like German ones (`neutral`); without it,
+        vectors are the model's own."""
         self.embedder = embedder
+        self.offsets = LanguageOffsets(embedder, store, parallel or {})
         self.suggester = FieldSuggester(embedder, taxonomy, store)
         self.index = IdeaIndex(self.suggester.dims)
         for idea_id, owner, suggested, confirmed, vector in store.idea_vectors():
@@ -50,10 +61,13 @@ class IdeaNlp:
     def model(self) -> str:
         return self.embedder.name
 
-    def embed(self, text: str) -> np.ndarray:
+    def embed(self, text: str, language: str | None = None) -> np.ndarray:
+        """An idea's vector, language-neutral (see `nlp/neutral.py`) when `language` is given."""
         with self._ahead_lock:
             vector = self._ahead.pop(text, None)
-        return vector if vector is not None else self.embedder.embed([text])[0]
+        if vector is None:
+            vector = self.embedder.embed([text])[0]
+        return self.offsets.neutral(vector, language)
 
     def prepare(self, texts: Sequence[str]) -> None:
         """Embed texts that may soon be ideas, in one batch and outside the engine's thread,

