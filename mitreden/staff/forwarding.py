@@ -8,7 +8,9 @@ in the outbox, in their own language and channel, once per summary; an author wh
 or erased their data, is not found and gets nothing.
 """
 
+import functools
 import logging
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,8 +20,8 @@ from mitreden.flows.messages import Outbound, dump_outbound
 from mitreden.logs import describe
 from mitreden.nlp import findings
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.nlp.taxonomy import Taxonomy
-from mitreden.staff import files, mail
+from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
+from mitreden.staff import files, mail, pdf
 from mitreden.staff.summaries import APPROVED, FORWARDED, SummaryError, without_who_spoke
 from mitreden.store import Store
 
@@ -50,17 +52,33 @@ def field_name(taxonomy: Taxonomy, catalogue: Catalogue, lane: str, language: st
         return lane
 
 
+def heading(taxonomy: Taxonomy, catalogue: Catalogue, summary: dict) -> files.Forwarded:
+    """An approved summary as the files and the e-mail name it, without its ideas."""
+    language = summary["language"]
+    return files.Forwarded(
+        summary_id=summary["id"],
+        lane=summary["lane"],
+        field_name=field_name(taxonomy, catalogue, summary["lane"], language),
+        language=language,
+        markdown=summary["text"],
+        approved_by=summary["approved_by"] or "",
+        approved_at=summary["approved_at"] or "",
+        ideas=[],
+    )
+
+
 def forwarded(
     store: Store, taxonomy: Taxonomy, catalogue: Catalogue, summary: dict
 ) -> files.Forwarded:
     """An approved summary with its ideas, redacted, as the files need them."""
     language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
-    ideas, names = [], {"": ""}
+    content = heading(taxonomy, catalogue, summary)
+    names = {"": ""}
     for idea in store.forwarded_ideas(summary["idea_ids"]):
         lane = idea["confirmed_field"] or idea["suggested_field"] or ""
         if lane not in names:
             names[lane] = field_name(taxonomy, catalogue, lane, language)
-        ideas.append(
+        content.ideas.append(
             files.ForwardedIdea(
                 id=idea["id"],
                 text=findings.for_others(idea, labels),
@@ -78,16 +96,51 @@ def forwarded(
                 review=idea["review"],
             )
         )
-    return files.Forwarded(
-        summary_id=summary["id"],
-        lane=summary["lane"],
-        field_name=field_name(taxonomy, catalogue, summary["lane"], language),
-        language=language,
-        markdown=summary["text"],
-        approved_by=summary["approved_by"] or "",
-        approved_at=summary["approved_at"] or "",
-        ideas=ideas,
-    )
+    return content
+
+
+def render_aside(
+    helper: Executor,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    catalogue: Catalogue,
+    summary: dict,
+    pdf_file: "Future[bytes] | None" = None,
+) -> dict[str, tuple[str, bytes]]:
+    """`files.render` of a summary (as `summary_in` read it), made in the helper processes
+    (`files.helper_process`): each reads and redacts the ideas from the database itself, and
+    this process, which answers residents, only waits. `pdf_file` is the PDF if it was
+    started earlier (it needs only the summary's text). A summary that changed state
+    meanwhile is refused there, as it would be here."""
+    args = (str(settings.db), str(settings.taxonomy), summary["id"], summary["state"])
+    sheets = helper.submit(_made_in_helper, *args, files.SHEETS)
+    texts = helper.submit(_made_in_helper, *args, files.TEXTS)
+    content = heading(taxonomy, catalogue, summary)
+    if pdf_file is None:
+        pdf_file = helper.submit(
+            pdf.document, content.markdown, content.field_name, content.language
+        )
+    made = {"pdf": pdf_file.result(), **sheets.result(), **texts.result()}
+    return files.named(content, made)
+
+
+def _made_in_helper(
+    db: str, taxonomy: str, summary_id: int, state: str, formats: tuple[str, ...]
+) -> dict[str, bytes]:
+    """`formats` of a summary's files, read from the database (in a helper process)."""
+    store = Store(db)
+    try:
+        content = prepare(store, *_helper_knows(taxonomy), summary_id, state)
+    finally:
+        store.close()
+    return files.made(content, formats)
+
+
+@functools.cache
+def _helper_knows(taxonomy: str) -> tuple[Taxonomy, Catalogue]:
+    """The taxonomy and the catalogues, read once per helper process (a quarter of a second
+    each time, twice per forward)."""
+    return load_taxonomy(Path(taxonomy)), Catalogue.load()
 
 
 def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: str) -> Outbound:
