@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import tempfile
 import unicodedata
@@ -119,30 +120,55 @@ def render(forwarded: Forwarded) -> dict[str, tuple[str, bytes]]:
     """Every format as {file name: (mimetype, content)}, ready to write or attach, made in
     this thread (the command line; the dashboard makes them in helper processes, see
     `forwarding.render_aside`)."""
-    pdf_file = pdf.document(forwarded.markdown, forwarded.field_name, forwarded.language)
-    return named(forwarded, {"pdf": pdf_file, **made(forwarded, SHEETS + TEXTS)})
+    rows = _rows(forwarded)
+    contents = {
+        "md": forwarded.markdown.encode("utf-8"),
+        "pdf": pdf.document(forwarded.markdown, forwarded.field_name, forwarded.language),
+        "csv": _csv_lines([COLUMNS, *rows]).encode("utf-8"),
+        "json": _json_document(forwarded, [_json_lines(forwarded)]),
+        "xlsx": xlsx.workbook(COLUMNS, rows, WIDTHS),
+    }
+    return named(forwarded, contents)
 
 
-SHEETS = ("csv", "xlsx")
-TEXTS = ("md", "json")
-"""The formats besides the PDF, in two parts of about equal work (for 96,000 ideas about 2 s
-each, besides reading them): the dashboard makes each part in a helper process of its own."""
+@dataclass
+class Part:
+    """A run of a summary's ideas made ready in a helper process (`part`): their CSV and JSON
+    lines, and their spreadsheet rows, pickled, for the XLSX, which needs all of them."""
+
+    csv: str
+    json: str
+    rows: bytes
 
 
-def made(forwarded: Forwarded, formats: tuple[str, ...]) -> dict[str, bytes]:
-    """The contents of `formats` (of SHEETS and TEXTS), by extension."""
-    contents = {}
-    if "md" in formats:
-        contents["md"] = forwarded.markdown.encode("utf-8")
-    if "json" in formats:
-        contents["json"] = _json(forwarded)
-    if set(SHEETS) & set(formats):
-        rows = _rows(forwarded)
-        if "csv" in formats:
-            contents["csv"] = _csv(rows)
-        if "xlsx" in formats:
-            contents["xlsx"] = xlsx.workbook(COLUMNS, rows, WIDTHS)
-    return contents
+def part(forwarded: Forwarded) -> Part:
+    """`forwarded`'s ideas (a run of a summary's) as a Part of its files."""
+    rows = _rows(forwarded)
+    return Part(
+        _csv_lines(rows), _json_lines(forwarded), pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+    )
+
+
+def joined(
+    forwarded: Forwarded, parts: list[Part], pdf_file: bytes, xlsx_file: bytes
+) -> dict[str, tuple[str, bytes]]:
+    """Every format, as `render` gives them, from a summary without its ideas and the Parts
+    of its ideas in order."""
+    header = _csv_lines([COLUMNS])
+    contents = {
+        "md": forwarded.markdown.encode("utf-8"),
+        "pdf": pdf_file,
+        "csv": (header + "".join(p.csv for p in parts)).encode("utf-8"),
+        "json": _json_document(forwarded, [p.json for p in parts]),
+        "xlsx": xlsx_file,
+    }
+    return named(forwarded, contents)
+
+
+def workbook_of_parts(pickled_rows: list[bytes]) -> bytes:
+    """The XLSX of the Parts' rows, in order (in a helper process)."""
+    rows = [row for pickled in pickled_rows for row in pickle.loads(pickled)]
+    return xlsx.workbook(COLUMNS, rows, WIDTHS)
 
 
 def named(forwarded: Forwarded, contents: dict[str, bytes]) -> dict[str, tuple[str, bytes]]:
@@ -231,15 +257,19 @@ def _rows(forwarded: Forwarded) -> list[list[object]]:
     return [_row(idea) for idea in forwarded.ideas]
 
 
-def _csv(rows: list[list[object]]) -> bytes:
+def _csv_lines(rows: list[list[object]]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(COLUMNS)
-    writer.writerows(rows)
-    return out.getvalue().encode("utf-8")
+    csv.writer(out).writerows(rows)
+    return out.getvalue()
 
 
-def _json(forwarded: Forwarded) -> bytes:
+def _json_lines(forwarded: Forwarded) -> str:
+    """One idea per line: readable, and written by json's C encoder, which indenting would
+    turn off (20,000 ideas in a tenth of the time). vars(): asdict would copy deeply."""
+    return ",\n".join(_ENCODE(vars(idea)) for idea in forwarded.ideas)
+
+
+def _json_document(forwarded: Forwarded, idea_lines: list[str]) -> bytes:
     summary = {
         "id": forwarded.summary_id,
         "lane": forwarded.lane,
@@ -249,8 +279,6 @@ def _json(forwarded: Forwarded) -> bytes:
         "approved_at": forwarded.approved_at,
         "markdown": forwarded.markdown,
     }
-    # One idea per line: readable, and written by json's C encoder, which indenting would
-    # turn off (20,000 ideas in a tenth of the time). vars(): asdict would copy deeply.
-    ideas = ",\n".join(_ENCODE(vars(idea)) for idea in forwarded.ideas)
+    ideas = ",\n".join(lines for lines in idea_lines if lines)
     head = json.dumps(summary, ensure_ascii=False, indent=2)
     return f'{{"summary": {head},\n"ideas": [\n{ideas}\n]}}\n'.encode()

@@ -107,33 +107,40 @@ def render_aside(
     summary: dict,
     pdf_file: "Future[bytes] | None" = None,
 ) -> dict[str, tuple[str, bytes]]:
-    """`files.render` of a summary (as `summary_in` read it), made in the helper processes
-    (`files.helper_process`): each reads and redacts the ideas from the database itself, and
-    this process, which answers residents, only waits. `pdf_file` is the PDF if it was
-    started earlier (it needs only the summary's text). A summary that changed state
-    meanwhile is refused there, as it would be here."""
+    """`files.render` of a summary (as `summary_in` read it), made in the two helper
+    processes (`files.helper_process`), so that both cores work and this process, which
+    answers residents, mostly waits: each reads, redacts and writes out half of the ideas
+    from the database itself; then one makes the XLSX of all rows while the other makes the
+    PDF, unless it was started earlier (it needs only the summary's text). A summary that
+    changed state meanwhile is refused there, as it would be here."""
     args = (str(settings.db), str(settings.taxonomy), summary["id"], summary["state"])
-    sheets = helper.submit(_made_in_helper, *args, files.SHEETS)
-    texts = helper.submit(_made_in_helper, *args, files.TEXTS)
+    middle = (len(summary["idea_ids"]) + 1) // 2
+    halves = [
+        helper.submit(_part_in_helper, *args, 0, middle),
+        helper.submit(_part_in_helper, *args, middle, len(summary["idea_ids"])),
+    ]
     content = heading(taxonomy, catalogue, summary)
+    parts = [half.result() for half in halves]
+    xlsx_file = helper.submit(files.workbook_of_parts, [part.rows for part in parts])
     if pdf_file is None:
         pdf_file = helper.submit(
             pdf.document, content.markdown, content.field_name, content.language
         )
-    made = {"pdf": pdf_file.result(), **sheets.result(), **texts.result()}
-    return files.named(content, made)
+    return files.joined(content, parts, pdf_file.result(), xlsx_file.result())
 
 
-def _made_in_helper(
-    db: str, taxonomy: str, summary_id: int, state: str, formats: tuple[str, ...]
-) -> dict[str, bytes]:
-    """`formats` of a summary's files, read from the database (in a helper process)."""
+def _part_in_helper(
+    db: str, taxonomy: str, summary_id: int, state: str, start: int, stop: int
+) -> files.Part:
+    """The ideas start:stop of a summary, read and redacted (in a helper process)."""
     store = Store(db)
     try:
-        content = prepare(store, *_helper_knows(taxonomy), summary_id, state)
+        summary = summary_in(store, summary_id, state)
+        summary["idea_ids"] = summary["idea_ids"][start:stop]
+        content = forwarded(store, *_helper_knows(taxonomy), summary)
     finally:
         store.close()
-    return files.made(content, formats)
+    return files.part(content)
 
 
 @functools.cache
