@@ -871,40 +871,26 @@ class Dashboard:
         raise self._back(form, "mailed", mail=mail)
 
     async def _prepared(self, number: int, state: str) -> tuple["Forwarded", dict]:
-        """A summary in `state` (without its ideas: what the e-mail needs) and its files,
-        made in the helper processes, which read the ideas themselves; the PDF needs only
-        the summary's text, so it may have been started already."""
+        """A summary in `state` with its ideas, read on the pages' thread, and its files,
+        made beside the engine's thread and in the helper process. The PDF needs only the
+        summary's text, so the helper makes it while the ideas are read."""
         from mitreden.staff import files, forwarding
 
         engine = self.app.engine
         summary = await self._read(forwarding.summary_in, self._store, number, state)
         pdf_file = self._start_pdf(summary)
-        content = forwarding.heading(engine.taxonomy, engine.catalogue, summary)
-        rendered = None
-        if pdf_file is not None:
-            try:
-                rendered = await self._aside(
-                    forwarding.render_aside,
-                    self._file_maker(),
-                    self.app.settings,
-                    engine.taxonomy,
-                    engine.catalogue,
-                    summary,
-                    pdf_file,
-                )
-            except REFUSED as err:  # changed state meanwhile, as a helper read it
-                raise Refused("staff_refused") from err
-            except BrokenProcessPool:
-                self._lost_helper()
-        if rendered is None:  # the helpers died: made here this time
-            full = await self._read(
-                forwarding.forwarded, self._store, engine.taxonomy, engine.catalogue, summary
-            )
-            rendered = await self._aside(files.render, full)
+        content = await self._read(
+            forwarding.forwarded, self._store, engine.taxonomy, engine.catalogue, summary
+        )
+        try:
+            rendered = await self._aside(files.render, content, self._helper, pdf_file)
+        except BrokenProcessPool:
+            self._lost_helper()
+            rendered = await self._aside(files.render, content)
         return content, rendered
 
     def _start_pdf(self, summary: dict) -> "Future[bytes] | None":
-        """The summary's PDF, begun in a helper process; None if they have just died."""
+        """The summary's PDF, begun in the helper process; None if it has just died."""
         from mitreden.staff import forwarding, pdf
 
         language = summary["language"]
@@ -916,7 +902,7 @@ class Dashboard:
             return None
 
     def _file_maker(self) -> ProcessPoolExecutor:
-        """The helper processes, started if they are not running: when a summary is looked at or
+        """The helper process, started if it is not running: when a summary is looked at or
         approved, so that the forward does not wait the second it takes (it loads fpdf2 and
         the fonts by making an empty PDF)."""
         from mitreden.staff import files, pdf
@@ -927,9 +913,9 @@ class Dashboard:
         return self._helper
 
     def _lost_helper(self) -> None:
-        """A helper process died (killed, out of memory): this time's files are made here,
-        and the next forward starts others."""
-        log.warning("a process that makes a forward's files stopped; starting others")
+        """The helper process died (killed, out of memory): this time's files are made here,
+        and the next forward starts another."""
+        log.warning("the process that makes PDF and XLSX files stopped; starting another")
         if self._helper is not None:
             self._helper.shutdown(wait=False)
         self._helper = None

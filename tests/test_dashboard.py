@@ -477,10 +477,10 @@ async def test_summary_edit_approve_forward_writes_files_and_audits(app, signed_
     assert status == 400
 
 
-async def test_forwarding_makes_the_files_even_when_a_helper_process_died(app, signed_in, caplog):
-    """A forward's files are made in two helper processes, started when a summary is
-    approved. If one is killed (out of memory, say), this forward makes its files itself and
-    the next one starts others."""
+async def test_forwarding_makes_the_files_even_when_the_helper_process_died(app, signed_in, caplog):
+    """The PDF and XLSX are made in a helper process, started when a summary is approved. If
+    it is killed (out of memory, say), this forward makes its files itself and the next one
+    starts another."""
     seed(app, ["Mehr Bänke im Park", "Bänke am Spielplatz"])
     moderator = await signed_in("mod")
     forwarded = []
@@ -497,7 +497,7 @@ async def test_forwarding_makes_the_files_even_when_a_helper_process_died(app, s
         )
         assert app.web.dashboard._helper is not helper
     assert forwarded == [[".csv", ".json", ".md", ".pdf", ".xlsx"]] * 2
-    assert caplog.text.count("a process that makes a forward's files stopped") == 2
+    assert caplog.text.count("the process that makes PDF and XLSX files stopped") == 2
 
 
 async def test_files_outside_the_folder_are_not_served(app, signed_in):

@@ -8,9 +8,7 @@ in the outbox, in their own language and channel, once per summary; an author wh
 or erased their data, is not found and gets nothing.
 """
 
-import functools
 import logging
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from mitreden.flows.messages import Outbound, dump_outbound
 from mitreden.logs import describe
 from mitreden.nlp import findings
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.nlp.taxonomy import Taxonomy, load_taxonomy
-from mitreden.staff import files, mail, pdf
+from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.staff import files, mail
 from mitreden.staff.summaries import APPROVED, FORWARDED, SummaryError, without_who_spoke
 from mitreden.store import Store
 
@@ -52,33 +50,17 @@ def field_name(taxonomy: Taxonomy, catalogue: Catalogue, lane: str, language: st
         return lane
 
 
-def heading(taxonomy: Taxonomy, catalogue: Catalogue, summary: dict) -> files.Forwarded:
-    """An approved summary as the files and the e-mail name it, without its ideas."""
-    language = summary["language"]
-    return files.Forwarded(
-        summary_id=summary["id"],
-        lane=summary["lane"],
-        field_name=field_name(taxonomy, catalogue, summary["lane"], language),
-        language=language,
-        markdown=summary["text"],
-        approved_by=summary["approved_by"] or "",
-        approved_at=summary["approved_at"] or "",
-        ideas=[],
-    )
-
-
 def forwarded(
     store: Store, taxonomy: Taxonomy, catalogue: Catalogue, summary: dict
 ) -> files.Forwarded:
     """An approved summary with its ideas, redacted, as the files need them."""
     language, labels = summary["language"], catalogue.redaction_labels(summary["language"])
-    content = heading(taxonomy, catalogue, summary)
-    names = {"": ""}
+    ideas, names = [], {"": ""}
     for idea in store.forwarded_ideas(summary["idea_ids"]):
         lane = idea["confirmed_field"] or idea["suggested_field"] or ""
         if lane not in names:
             names[lane] = field_name(taxonomy, catalogue, lane, language)
-        content.ideas.append(
+        ideas.append(
             files.ForwardedIdea(
                 id=idea["id"],
                 text=findings.for_others(idea, labels),
@@ -96,58 +78,16 @@ def forwarded(
                 review=idea["review"],
             )
         )
-    return content
-
-
-def render_aside(
-    helper: Executor,
-    settings: Settings,
-    taxonomy: Taxonomy,
-    catalogue: Catalogue,
-    summary: dict,
-    pdf_file: "Future[bytes] | None" = None,
-) -> dict[str, tuple[str, bytes]]:
-    """`files.render` of a summary (as `summary_in` read it), made in the two helper
-    processes (`files.helper_process`), so that both cores work and this process, which
-    answers residents, mostly waits: each reads, redacts and writes out half of the ideas
-    from the database itself; then one makes the XLSX of all rows while the other makes the
-    PDF, unless it was started earlier (it needs only the summary's text). A summary that
-    changed state meanwhile is refused there, as it would be here."""
-    args = (str(settings.db), str(settings.taxonomy), summary["id"], summary["state"])
-    middle = (len(summary["idea_ids"]) + 1) // 2
-    halves = [
-        helper.submit(_part_in_helper, *args, 0, middle),
-        helper.submit(_part_in_helper, *args, middle, len(summary["idea_ids"])),
-    ]
-    content = heading(taxonomy, catalogue, summary)
-    parts = [half.result() for half in halves]
-    xlsx_file = helper.submit(files.workbook_of_parts, [part.rows for part in parts])
-    if pdf_file is None:
-        pdf_file = helper.submit(
-            pdf.document, content.markdown, content.field_name, content.language
-        )
-    return files.joined(content, parts, pdf_file.result(), xlsx_file.result())
-
-
-def _part_in_helper(
-    db: str, taxonomy: str, summary_id: int, state: str, start: int, stop: int
-) -> files.Part:
-    """The ideas start:stop of a summary, read and redacted (in a helper process)."""
-    store = Store(db)
-    try:
-        summary = summary_in(store, summary_id, state)
-        summary["idea_ids"] = summary["idea_ids"][start:stop]
-        content = forwarded(store, *_helper_knows(taxonomy), summary)
-    finally:
-        store.close()
-    return files.part(content)
-
-
-@functools.cache
-def _helper_knows(taxonomy: str) -> tuple[Taxonomy, Catalogue]:
-    """The taxonomy and the catalogues, read once per helper process (a quarter of a second
-    each time, twice per forward)."""
-    return load_taxonomy(Path(taxonomy)), Catalogue.load()
+    return files.Forwarded(
+        summary_id=summary["id"],
+        lane=summary["lane"],
+        field_name=field_name(taxonomy, catalogue, summary["lane"], language),
+        language=language,
+        markdown=summary["text"],
+        approved_by=summary["approved_by"] or "",
+        approved_at=summary["approved_at"] or "",
+        ideas=ideas,
+    )
 
 
 def notice(catalogue: Catalogue, taxonomy: Taxonomy, summary: dict, language: str) -> Outbound:
