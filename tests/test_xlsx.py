@@ -78,9 +78,14 @@ def test_markup_formulas_and_escapes_are_text(value: str) -> None:
 
 
 def as_excel_reads(content: bytes) -> list[str]:
-    """The shared strings as Excel shows them: each `_xHHHH_` is the character it names, read
-    once from left to right (openpyxl decodes only some of them)."""
+    """Column A's cells as Excel shows them: each `_xHHHH_` in its shared string is the
+    character it names, read once from left to right (openpyxl decodes only some of them).
+    Read through the cells' indexes, since equal strings (a value equal to the header) are
+    kept once."""
     with zipfile.ZipFile(io.BytesIO(content)) as package:
         strings = ElementTree.fromstring(package.read("xl/sharedStrings.xml"))
+        sheet = ElementTree.fromstring(package.read("xl/worksheets/sheet1.xml"))
     escape = re.compile(r"_x([0-9A-Fa-f]{4})_")
-    return [escape.sub(lambda m: chr(int(m.group(1), 16)), "".join(s.itertext())) for s in strings]
+    shown = [escape.sub(lambda m: chr(int(m.group(1), 16)), "".join(s.itertext())) for s in strings]
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    return [shown[int(cell.findtext(f"{main}v"))] for cell in sheet.iter(f"{main}c")]
