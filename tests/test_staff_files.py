@@ -5,6 +5,8 @@ import csv
 import io
 import json
 import re
+import subprocess
+import sys
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -260,6 +262,21 @@ def test_a_helper_process_makes_the_same_files() -> None:
     with helper_process() as helper:
         made_there = render(SUMMARY, helper)
     assert _shown(made_there) == _shown(render(SUMMARY))
+
+
+def test_what_the_helper_process_runs_loads_neither_store_nor_nlp() -> None:
+    """Its work (`pdf.document`, `xlsx.pickled_workbook`, `logs.setup_logging`) imports only
+    what it needs, so the helper is ready soon after the moderator opens a summary."""
+    code = (
+        "import sys, mitreden.staff.pdf, mitreden.staff.xlsx, mitreden.logs\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlite_utils', 'sklearn', 'spacy', 'torch') or m.startswith(("
+        "'mitreden.store', 'mitreden.nlp', 'mitreden.flows', 'mitreden.reports'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"
 
 
 def _shown(rendered: dict[str, tuple[str, bytes]]) -> dict[str, tuple[str, object]]:

@@ -131,7 +131,8 @@ def render(
     if helper:
         # Pickled here and now: left to the executor's feeder thread, the rows waited for
         # the GIL until the CSV and JSON below were made, and the helper idled meanwhile.
-        xlsx_file = helper.submit(_workbook, pickle.dumps(rows, pickle.HIGHEST_PROTOCOL))
+        pickled = pickle.dumps(rows, pickle.HIGHEST_PROTOCOL)
+        xlsx_file = helper.submit(xlsx.pickled_workbook, COLUMNS, pickled, WIDTHS)
     else:
         xlsx_file = _at_once(xlsx.workbook, COLUMNS, rows, WIDTHS)
     csv_file, json_file = _csv(rows), _json(forwarded)
@@ -160,11 +161,6 @@ def helper_process() -> ProcessPoolExecutor:
         initializer=setup_logging,
         initargs=(level,),
     )
-
-
-def _workbook(pickled_rows: bytes) -> bytes:
-    """The XLSX of rows pickled by `render` (in the helper process)."""
-    return xlsx.workbook(COLUMNS, pickle.loads(pickled_rows), WIDTHS)
 
 
 def _at_once(call: Callable[..., bytes], *args: object) -> "Future[bytes]":

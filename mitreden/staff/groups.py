@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
-from mitreden.staff import GroupError, review
+from mitreden.staff import review
+from mitreden.staff.review import GroupError
 from mitreden.store import Store
 
 MAX_LABEL = 120

@@ -14,9 +14,14 @@ from mitreden.flows.catalogue import LANGUAGES, Catalogue
 from mitreden.nlp import findings
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
-from mitreden.staff import GroupError, Refusal
-from mitreden.store import Store
+from mitreden.staff import Refusal
+from mitreden.store import Store, StoreError
 from mitreden.store.store import from_blob
+
+
+class GroupError(StoreError, Refusal):
+    """A group edit refused; a StoreError too, like the store's own refusals of group edits."""
+
 
 PENDING, APPROVED, REJECTED, HELD = "pending", "approved", "rejected", "held"
 # Why an idea is rejected; each has a catalogue entry `reason_<name>`. "split" is set when

@@ -11,6 +11,7 @@ faster; tests read the files back with openpyxl.
 No cell is ever a formula: a string is always a shared string, never `<f>`.
 """
 
+import pickle
 import re
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -159,3 +160,11 @@ def workbook(
                 part.write("".join(items[start : start + ROWS_PER_CHUNK]).encode())
             part.write(b"</sst>")
     return out.getvalue()
+
+
+def pickled_workbook(
+    header: Sequence[str], pickled_rows: bytes, widths: dict[int, float] | None = None
+) -> bytes:
+    """`workbook` of rows that come pickled: what a helper process is sent (see
+    `files.render`, which pickles them itself so that they do not wait for the GIL)."""
+    return workbook(header, pickle.loads(pickled_rows), widths)
