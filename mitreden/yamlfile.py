@@ -11,8 +11,12 @@ from typing import Any
 
 import yaml
 
+# libyaml's parser when PyYAML was built with it: the catalogues load in a third of the time
+# (every command and every start reads them); the resolvers below are Python either way.
+_Safe = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _Loader(yaml.SafeLoader):
+
+class _Loader(_Safe):  # type: ignore[misc, valid-type]
     pass
 
 

@@ -9,6 +9,7 @@ one set of sentences only.
 import re
 import subprocess
 import sys
+import unicodedata
 from importlib.resources import files
 from itertools import pairwise
 
@@ -16,7 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mitreden.nlp.redact import KINDS, Finding, apply, find, iban_valid, redact, strip
+from mitreden.nlp.redact import (
+    FORMAT_PLANES,
+    KINDS,
+    Finding,
+    apply,
+    find,
+    iban_valid,
+    redact,
+    strip,
+    visible,
+)
 
 LABELS = {kind: f"[{kind}]" for kind in KINDS}
 
@@ -140,6 +151,19 @@ def test_redact_sees_through_invisible_characters() -> None:
     assert redact("Mail an anna\u200b@beispiel.de", LABELS) == "Mail an [email]"
 
 
+def test_format_characters_are_only_in_the_planes_searched() -> None:
+    """`visible` looks for format characters where this Python's Unicode has them: planes 4
+    to 13 and 15 to 16 are skipped to build its pattern quickly."""
+    searched = set().union(*FORMAT_PLANES)
+    outside = [
+        code
+        for code in range(sys.maxunicode + 1)
+        if code not in searched and unicodedata.category(chr(code)) == "Cf"
+    ]
+    assert outside == []
+    assert visible("a\u200bb\U000e0041c\u202e") == "abc"
+
+
 def test_iban_check_digits() -> None:
     assert iban_valid("DE89 3704 0044 0532 0130 00")
     assert not iban_valid("DE88 3704 0044 0532 0130 00")
@@ -163,8 +187,7 @@ def test_every_data_file_names_its_source_and_licence() -> None:
     )
     for name in names:
         header = [
-            line for line in (folder / name).read_text("utf-8").splitlines()
-            if line.startswith("#")
+            line for line in (folder / name).read_text("utf-8").splitlines() if line.startswith("#")
         ]
         text = "\n".join(header)
         assert "Source" in text and "Licence" in text and "Date" in text, name
