@@ -2,8 +2,10 @@
 
 import asyncio
 
+from mitreden.errors import OperatorError
 
-class ChannelError(RuntimeError):
+
+class ChannelError(OperatorError, RuntimeError):
     """A channel cannot start or go on (refused login, a room it cannot join); the message
     says what to fix."""
 

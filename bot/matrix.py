@@ -66,11 +66,11 @@ from nio import (
 
 from mitreden.bot import ChannelError, Failure
 from mitreden.bot.matrix_rooms import CHANNEL, ModeratorRoom, StrategyRoom
+from mitreden.clock import now
 from mitreden.config import Settings
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.messages import Attachment, Parcel
 from mitreden.identity import Pseudonymizer
-from mitreden.jobs import now
 from mitreden.logs import add_secret, describe
 from mitreden.store import StoreError
 

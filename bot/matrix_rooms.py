@@ -16,8 +16,8 @@ from nio import ErrorResponse, MatrixRoom, ReactionEvent, RoomMessageText, RoomR
 
 from mitreden import reports
 from mitreden.bot import ChannelError
+from mitreden.clock import now
 from mitreden.flows.messages import Attachment
-from mitreden.jobs import now
 from mitreden.staff import files, forwarding
 from mitreden.staff import review as moderation
 

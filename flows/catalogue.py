@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mitreden.errors import OperatorError
 from mitreden.nlp.redact import KINDS
 from mitreden.yamlfile import load_yaml
 
@@ -27,7 +28,7 @@ PARALLEL_MIN_LENGTH = 30
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
 
 
-class CatalogueError(ValueError):
+class CatalogueError(OperatorError, ValueError):
     """A catalogue file is missing, unreadable, or lacks a key another language has."""
 
 

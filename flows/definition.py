@@ -5,10 +5,11 @@ from pathlib import Path
 
 import yaml
 
+from mitreden.errors import OperatorError
 from mitreden.yamlfile import load_yaml
 
 
-class FlowError(ValueError):
+class FlowError(OperatorError, ValueError):
     """A flow definition that points at a step, message, action or source that does not exist."""
 
 

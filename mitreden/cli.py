@@ -3,7 +3,6 @@ group and summarise them, review, approve and forward them as staff do on the da
 and evaluate suggestion and grouping on labelled data."""
 
 import argparse
-import asyncio
 import csv
 import json
 import os
@@ -16,33 +15,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mitreden.bot import ChannelError
+from mitreden.clock import now
 from mitreden.config import ConfigError, Settings, load_settings
-from mitreden.evaluate import EvalDataError
-from mitreden.flows.catalogue import LANGUAGES, CatalogueError
-from mitreden.flows.definition import FlowError, load_flow
+from mitreden.errors import OperatorError
+from mitreden.flows.catalogue import LANGUAGES
 from mitreden.logs import setup_logging
-from mitreden.nlp.embedders import EmbedderError, make_embedder
-from mitreden.nlp.pipeline import IdeaNlp
-from mitreden.nlp.taxonomy import Taxonomy, TaxonomyError, load_taxonomy
-from mitreden.reports import spreadsheet_safe
-from mitreden.store import Store, StoreError
-from mitreden.store.store import unavailable
 
-if TYPE_CHECKING:  # imported by the command that forwards, not by every command
+# Each command imports what it uses: `mitreden --help` loads neither the store nor the NLP.
+if TYPE_CHECKING:
+    from mitreden.nlp.pipeline import IdeaNlp
+    from mitreden.nlp.taxonomy import Taxonomy
     from mitreden.staff.forwarding import Forwarding
     from mitreden.staff.reach import Population
-
-EXPECTED = (
-    ChannelError,
-    ConfigError,
-    StoreError,
-    TaxonomyError,
-    EmbedderError,
-    FlowError,
-    CatalogueError,
-    EvalDataError,
-)
+    from mitreden.store import Store
 # How much of a pseudonymous participant id `mitreden ideas` shows: enough to name one for
 # `mitreden block`, too little to be the key of anything.
 PARTICIPANT_SHOWN = 12
@@ -336,6 +321,8 @@ def _chat(settings: Settings, user: str) -> None:
 
 def _run(settings: Settings) -> None:
     """Everything configured (the web chat, Telegram, Matrix, the jobs) until Ctrl-C."""
+    import asyncio
+
     from mitreden.app import App
 
     async def run() -> None:
@@ -357,7 +344,9 @@ def _run(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def _existing_store(settings: Settings) -> Store:
+def _existing_store(settings: Settings) -> "Store":
+    from mitreden.store import Store, StoreError
+
     if not settings.db.exists():
         raise StoreError(f"no database at {settings.db}")
     return Store(settings.db)
@@ -367,8 +356,8 @@ def _ideas(settings: Settings, fmt: str, raw: bool) -> None:
     """Ideas as anyone but their authors may read them; `raw` gives the words as written, for
     the operator only: it warns and is audited."""
     from mitreden.flows.catalogue import Catalogue
-    from mitreden.jobs import now
     from mitreden.nlp import findings
+    from mitreden.spreadsheets import spreadsheet_safe
 
     store = _existing_store(settings)
     rows = store.ideas()
@@ -406,6 +395,8 @@ def _operator() -> str:
 def _block(settings: Settings, who: str, days: float) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from mitreden.store import StoreError
+
     if not (0 < days <= 3650):
         raise ConfigError(f"--days {days:g}: expected a number of days from 0 to 3650")
     store = _existing_store(settings)
@@ -430,7 +421,6 @@ def _block(settings: Settings, who: str, days: float) -> None:
 
 
 def _round_close(settings: Settings) -> None:
-    from mitreden.jobs import now
 
     store = _existing_store(settings)
     stamp = now()
@@ -445,7 +435,6 @@ def _round_close(settings: Settings) -> None:
 
 def _purge(settings: Settings) -> None:
     from mitreden.flows.catalogue import Catalogue
-    from mitreden.jobs import now
     from mitreden.retention import purge
 
     store = _existing_store(settings)
@@ -453,7 +442,11 @@ def _purge(settings: Settings) -> None:
     print("purged: " + ", ".join(f"{name} {count}" for name, count in counts.items()))
 
 
-def _nlp(settings: Settings, store: Store) -> IdeaNlp:
+def _nlp(settings: Settings, store: "Store") -> "IdeaNlp":
+    from mitreden.nlp.embedders import make_embedder
+    from mitreden.nlp.pipeline import IdeaNlp
+    from mitreden.nlp.taxonomy import load_taxonomy
+
     if settings.embedding_backend == "none":
         raise ConfigError("grouping needs an embedding backend; embedding_backend is none")
     embedder = make_embedder(settings.embedding_backend, settings.embedding_model or None)
@@ -461,7 +454,6 @@ def _nlp(settings: Settings, store: Store) -> IdeaNlp:
 
 
 def _cluster(settings: Settings) -> None:
-    from mitreden.jobs import now
 
     report = _nlp(settings, _existing_store(settings)).clusters.recompute(now())
     print(
@@ -485,7 +477,8 @@ def _summary(settings: Settings, field: str | None, fmt: str, language: str) -> 
         sys.stdout.write(reports.to_json(fields))
 
 
-def _lane_checked(settings: Settings, field: str | None) -> Taxonomy:
+def _lane_checked(settings: Settings, field: str | None) -> "Taxonomy":
+    from mitreden.nlp.taxonomy import load_taxonomy
     from mitreden.reports import lanes
 
     taxonomy = load_taxonomy(settings.taxonomy)
@@ -497,11 +490,12 @@ def _lane_checked(settings: Settings, field: str | None) -> Taxonomy:
 def _forward(settings: Settings, field: str | None, language: str | None, wait: float) -> None:
     """Queue the summaries for the strategy room. A running `mitreden run` sends them; if
     none runs, this command signs in as the bot's device itself just long enough to send."""
+    import asyncio
     import getpass
     import time
 
+    from mitreden.bot import ChannelError
     from mitreden.bot.matrix import Session
-    from mitreden.jobs import now
 
     if not settings.matrix() or not settings.matrix_strategy_room:
         raise ConfigError(
@@ -532,6 +526,7 @@ def _forward(settings: Settings, field: str | None, language: str | None, wait: 
 async def _send_queued(settings: Settings, dispatch_id: int) -> None:
     """Be the bot for a moment: sign in, send what is queued, sign off."""
     from mitreden.app import build_engine
+    from mitreden.bot import ChannelError
     from mitreden.bot.matrix import MatrixChannel
     from mitreden.identity import load_pseudonymizer
 
@@ -578,8 +573,8 @@ def _new_password(from_stdin: bool) -> str:
 
 def _staff(settings: Settings, args: argparse.Namespace) -> None:
     """Staff accounts, the first admin's too: the dashboard has no sign-up."""
-    from mitreden.jobs import now
     from mitreden.staff import accounts
+    from mitreden.store import Store
 
     # The first admin is made before anything ran, so `add` may create the database.
     store = Store(settings.db) if args.action == "add" else _existing_store(settings)
@@ -612,8 +607,8 @@ def _staff(settings: Settings, args: argparse.Namespace) -> None:
 
 def _review(settings: Settings, args: argparse.Namespace) -> None:
     """The review queue, or one decision on an idea, audited as the operator's."""
-    from mitreden.jobs import now
     from mitreden.staff import review
+    from mitreden.store import StoreError
 
     store = _existing_store(settings)
     if args.action is None:
@@ -644,7 +639,7 @@ def _review(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _review_queue(
-    settings: Settings, store: Store, state: str | None, field: str | None, limit: int
+    settings: Settings, store: "Store", state: str | None, field: str | None, limit: int
 ) -> None:
     """Ideas in a review state, oldest first, as moderators see them: personal data redacted."""
     from mitreden.flows.catalogue import Catalogue
@@ -662,12 +657,14 @@ def _review_queue(
 
 
 def _correct_field(
-    settings: Settings, store: Store, idea_id: int, field: str, actor: str, stamp: str
+    settings: Settings, store: "Store", idea_id: int, field: str, actor: str, stamp: str
 ) -> None:
     """File an idea under another field. With an embedding backend, the NLP places it in a
     group of that field at once; a running `mitreden run` learns from the confirmed field
     when it next starts."""
+    from mitreden.nlp.taxonomy import load_taxonomy
     from mitreden.staff.review import correct_field
+    from mitreden.store import StoreError
 
     taxonomy = load_taxonomy(settings.taxonomy)
     fields = [f.id for f in taxonomy.leaves]
@@ -681,7 +678,6 @@ def _correct_field(
 
 def _groups(settings: Settings, args: argparse.Namespace) -> None:
     """Groups as moderators shape them; each change audited as the operator's."""
-    from mitreden.jobs import now
     from mitreden.staff import groups
 
     store = _existing_store(settings)
@@ -702,7 +698,7 @@ def _groups(settings: Settings, args: argparse.Namespace) -> None:
         print(f"idea {args.idea} is in group {group}")
 
 
-def _group_list(settings: Settings, store: Store, field: str | None) -> None:
+def _group_list(settings: Settings, store: "Store", field: str | None) -> None:
     """Each group with its label as summaries show it, its size (rejected ideas left out) and
     the group it was merged into."""
     from datetime import UTC, datetime
@@ -738,6 +734,7 @@ def _population(settings: Settings) -> "Population":
 def _reach(settings: Settings, form: str, out: Path | None, language: str | None) -> None:
     """The reach figures as a table, CSV or JSON, or as pictures in a folder."""
     from mitreden.flows.catalogue import Catalogue
+    from mitreden.flows.definition import load_flow
     from mitreden.staff import charts, reach
 
     if form in ("svg", "png") and out is None:
@@ -771,7 +768,6 @@ def _reach(settings: Settings, form: str, out: Path | None, language: str | None
 def _summary_work(settings: Settings, args: argparse.Namespace) -> None:
     """A draft of a field's summary as it is now, or an approval, audited as the operator's."""
     from mitreden.flows.catalogue import Catalogue
-    from mitreden.jobs import now
     from mitreden.staff import summaries
 
     store = _existing_store(settings)
@@ -802,7 +798,6 @@ def _forward_approved(settings: Settings, field: str | None, summary_id: int | N
     residents' notices. The room's message and the notices wait in the database for the
     running `mitreden run` (or its next start) to send."""
     from mitreden.flows.catalogue import Catalogue
-    from mitreden.jobs import now
     from mitreden.staff import forwarding, summaries
 
     if field is not None and summary_id is not None:
@@ -848,6 +843,8 @@ def _forwarded(settings: Settings, done: "Forwarding") -> None:
 
 def _eval(settings: Settings, args: argparse.Namespace) -> None:
     from mitreden import evaluate
+    from mitreden.nlp.embedders import make_embedder
+    from mitreden.nlp.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy(args.taxonomy)
     items, skipped = evaluate.read_items(args.data, taxonomy)
@@ -906,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "eval":
             _eval(settings, args)
         sys.stdout.flush()  # so a closed pipe shows here, not as noise when Python exits
-    except EXPECTED as err:
+    except OperatorError as err:
         return _error(str(err))
     except BrokenPipeError:
         # Whoever read the output has gone (`mitreden ideas | head -1`). What is still
@@ -914,6 +911,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return _error("the output was closed before everything was written")
     except sqlite3.Error as err:
+        from mitreden.store.store import unavailable
+
         down = unavailable(err)
         if down is None:  # not the file or the disk but a statement: a bug, worth its traceback
             raise

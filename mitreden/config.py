@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import platformdirs
 
 from mitreden.data import default_taxonomy_path, districts_path, population_path
+from mitreden.errors import OperatorError
 from mitreden.flows.catalogue import LANGUAGES
 from mitreden.nlp.embedders import BACKENDS
 from mitreden.staff.mail import ADDRESS, Smtp, loopback
@@ -23,7 +24,7 @@ from mitreden.staff.mail import ADDRESS, Smtp, loopback
 APP = "mitreden"
 
 
-class ConfigError(ValueError):
+class ConfigError(OperatorError, ValueError):
     """A setting that cannot be used; the message names the setting and where it came from."""
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mitreden.errors import OperatorError
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.pipeline import IdeaNlp
@@ -29,7 +30,7 @@ DRAWS = 5
 BATCH = 32
 
 
-class EvalDataError(ValueError):
+class EvalDataError(OperatorError, ValueError):
     """A data file that cannot be evaluated; the message says what to fix."""
 
 

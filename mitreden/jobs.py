@@ -9,8 +9,8 @@ import abc
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 
+from mitreden.clock import now
 from mitreden.flows.catalogue import Catalogue
 from mitreden.logs import describe
 from mitreden.nlp.clusters import ClusterBook
@@ -19,10 +19,6 @@ from mitreden.store import Store
 
 log = logging.getLogger(__name__)
 DAY = 24 * 60 * 60.0
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Repeating(threading.Thread, abc.ABC):

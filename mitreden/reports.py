@@ -18,6 +18,7 @@ from mitreden.flows.catalogue import Catalogue
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.summary import FieldSummary, summarize
 from mitreden.nlp.taxonomy import Taxonomy
+from mitreden.spreadsheets import spreadsheet_safe
 from mitreden.store import Store
 
 CSV_COLUMNS = [
@@ -100,19 +101,6 @@ def to_html(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).render(markdown)
 
 
-# Control characters, which a file format or a reader may drop before a formula's "=".
-_CONTROL = "".join(map(chr, range(32)))
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A cell a spreadsheet will not run: text starting with = + - @ (after any control
-    characters, which a file format or a reader may drop), a tab or a carriage return gets a
-    leading quote."""
-    if isinstance(value, str) and (
-        value[:1] in ("\t", "\r") or value.lstrip(_CONTROL)[:1] in ("=", "+", "-", "@")
-    ):
-        return "'" + value
-    return value
 
 
 def _counts(counts: dict[str, int]) -> str:

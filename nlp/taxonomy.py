@@ -6,6 +6,7 @@ from pathlib import Path
 
 import yaml
 
+from mitreden.errors import OperatorError
 from mitreden.yamlfile import load_yaml
 
 REQUIRED = (
@@ -23,7 +24,7 @@ REQUIRED = (
 FURTHER = re.compile(r"(name|short)_([a-z]{2,3})")
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(OperatorError, ValueError):
     """A taxonomy file that does not follow the schema in data/gdb_action_fields.yaml."""
 
 

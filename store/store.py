@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from mitreden.errors import OperatorError
 from mitreden.store.chunks import in_chunks
 from mitreden.store.schema import MIGRATIONS
 from mitreden.store.staff import StaffRecords
@@ -56,7 +57,7 @@ IDEA_COLUMNS = frozenset(
 )
 
 
-class StoreError(Exception):
+class StoreError(OperatorError):
     """The database cannot be opened or is from a newer mitreden."""
 
 

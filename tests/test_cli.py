@@ -178,6 +178,20 @@ def test_run_with_a_plain_http_webhook_is_refused_before_anything_starts(tmp_pat
     assert not (tmp_path / "x.db").exists()
 
 
+def test_help_loads_neither_the_store_nor_the_nlp() -> None:
+    """Each command imports what it needs: asking for help answers at once."""
+    code = (
+        "import sys\n"
+        "from mitreden.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlite_utils', 'sklearn', 'spacy', 'torch', 'numpy', 'aiohttp') or m in "
+        "('mitreden.store', 'mitreden.flows.engine', 'mitreden.nlp.pipeline', 'asyncio')))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_ideas_without_a_database_says_so(tmp_path: Path) -> None:
     result = run("ideas", "--db", str(tmp_path / "missing.db"), home=tmp_path)
     assert result.returncode == 2

@@ -50,9 +50,9 @@ from test_staff_mail import Inbox
 from test_telegram_chat import Person
 
 from mitreden.app import App
+from mitreden.clock import now
 from mitreden.config import Settings
 from mitreden.flows.catalogue import Catalogue
-from mitreden.jobs import now
 from mitreden.staff import accounts
 from mitreden.staff.forwarding import field_name
 

@@ -13,8 +13,8 @@ from telegram_server import TelegramTestServer
 from test_telegram_chat import Person, consent
 
 from mitreden.app import App
+from mitreden.clock import now
 from mitreden.flows.catalogue import Catalogue
-from mitreden.jobs import now
 from mitreden.staff import forwarding, summaries
 from mitreden.staff.summaries import SummaryError
 

@@ -15,10 +15,10 @@ from nio import DownloadResponse, RoomEncryptedFile, RoomMessageNotice
 from nio.crypto import decrypt_attachment
 from test_matrix import posted, reply_to, staff_room
 
+from mitreden.clock import now
 from mitreden.config import Settings
 from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
-from mitreden.jobs import now
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.staff import files, forwarding, review, summaries
 from mitreden.store import Store

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from mitreden.reports import spreadsheet_safe
+from mitreden.spreadsheets import spreadsheet_safe
 from mitreden.staff import pdf
 from mitreden.staff.files import (
     COLUMNS,

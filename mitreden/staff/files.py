@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mitreden.logs import setup_logging
-from mitreden.reports import spreadsheet_safe
+from mitreden.spreadsheets import spreadsheet_safe
 from mitreden.staff import pdf, xlsx
 
 FORMATS = ("md", "pdf", "csv", "json", "xlsx")

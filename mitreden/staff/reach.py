@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mitreden.flows.catalogue import LANGUAGES, Catalogue
 from mitreden.flows.definition import Flow
-from mitreden.reports import spreadsheet_safe
+from mitreden.spreadsheets import spreadsheet_safe
 from mitreden.store import Store
 
 K = 5
