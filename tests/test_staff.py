@@ -436,6 +436,7 @@ def test_an_idea_placed_while_a_regrouping_ran_stays_placed(store: Store, taxono
     old = grouped(store, TREES, idea, other)
     moved = groups.move(store, taxonomy, None, idea, None, MOD, NOW, lane=TREES)
     run = {"at": LATER, "model": "test", "ideas": 2, "clusters": 1, "kept_ids": 1, "seconds": 0}
+    run["state"] = None
     store.save_grouping([(old, TREES, [(idea, None), (other, idea)])], {TREES: None}, run)
     assert store.staff_idea(idea)["cluster_id"] == moved
     assert store.staff_idea(other)["cluster_id"] == old
