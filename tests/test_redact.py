@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from mitreden.nlp.redact import (
     FORMAT_PLANES,
     KINDS,
+    SOFT_HYPHEN,
     Finding,
     apply,
     find,
@@ -161,6 +162,9 @@ def test_format_characters_are_only_in_the_planes_searched() -> None:
         if code not in searched and unicodedata.category(chr(code)) == "Cf"
     ]
     assert outside == []
+    latin1 = [code for code in range(256) if unicodedata.category(chr(code)) == "Cf"]
+    assert latin1 == [ord(SOFT_HYPHEN)]
+    assert visible("Stra\u00adße") == "Straße"
     assert visible("a\u200bb\U000e0041c\u202e") == "abc"
 
 
