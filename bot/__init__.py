@@ -16,10 +16,10 @@ class Failure:
     `mitreden run` ends with the error's one line."""
 
     def __init__(self) -> None:
-        self.error: Exception | None = None
+        self.error: BaseException | None = None
         self.reported = asyncio.Event()
 
-    def report(self, error: Exception) -> None:
+    def report(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
             self.reported.set()

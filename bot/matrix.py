@@ -296,7 +296,8 @@ class MatrixChannel:
         self.client.config = dataclasses.replace(running, max_timeouts=START_TRIES)
         # nio's line for each retry would come before ours; at start, ours says it all.
         retries = logging.getLogger("nio.client.async_client")
-        level, _ = retries.level, retries.setLevel(logging.ERROR)
+        level = retries.level
+        retries.setLevel(logging.ERROR)
         try:
             await self.session.login(self.client)
             self.session.narrow()
@@ -465,7 +466,7 @@ class MatrixChannel:
         staff = (self.moderators.room_id, self.strategy.room_id)
         return room.room_id not in staff and room.member_count <= 2
 
-    async def resident(self, room: MatrixRoom, message: Any, **fields: str) -> None:
+    async def resident(self, room: MatrixRoom, message: Any, **fields: Any) -> None:
         """A resident's message in their direct chat, to the engine; the answers queued."""
         inbound = Inbound(
             CHANNEL,

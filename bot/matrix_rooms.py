@@ -267,7 +267,7 @@ class ModeratorRoom(StaffRoom):
 
     def _answer(self, target: str) -> Callable[..., None]:
         def say(key: str, **params: object) -> None:
-            self.channel.queue(self.room_id, self.notice(self.text(key, **params), target))
+            self.channel.queue(self.room_id or "", self.notice(self.text(key, **params), target))
 
         return say
 
@@ -291,6 +291,9 @@ class StrategyRoom(StaffRoom):
             await self.forward(dispatch)
 
     async def forward(self, dispatch: dict[str, Any]) -> None:
+        room_id = self.room_id
+        if room_id is None:  # catch_up and the command line call this only with a room
+            return
         if dispatch.get("summary_id") is not None:
             language, markdown, forwarded = await self.channel.in_engine(
                 self._approved, dispatch["summary_id"]
@@ -315,10 +318,10 @@ class StrategyRoom(StaffRoom):
             "format": "org.matrix.custom.html",
             "formatted_body": reports.to_html(shown),
         }
-        event_id = await self.channel.send(self.room_id, content)
+        event_id = await self.channel.send(room_id, content)
         if event_id is not None:
             for attachment in attachments:
-                await self.channel.send_file(self.room_id, attachment)
+                await self.channel.send_file(room_id, attachment)
         await self.channel.in_engine(self._done, dispatch, event_id)
 
     def _approved(self, summary_id: int) -> tuple[str, str, files.Forwarded]:
@@ -326,6 +329,8 @@ class StrategyRoom(StaffRoom):
         dashboard forwarded it."""
         engine = self.channel.engine
         summary = engine.store.summary(summary_id)
+        if summary is None:  # summaries are never deleted
+            raise LookupError(f"there is no summary {summary_id}")
         content = forwarding.forwarded(engine.store, engine.taxonomy, engine.catalogue, summary)
         return summary["language"], summary["text"], content
 

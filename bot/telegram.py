@@ -31,6 +31,7 @@ limit holds up no one else.
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import io
@@ -259,6 +260,8 @@ class TelegramChannel:
         wrote. A database that cannot be written stops the channel; anything else was this
         one update's problem, and the next one is served."""
         error = context.error
+        if error is None:
+            return
         if isinstance(error, StoreError):
             self.failure.report(error)
         log.warning("telegram: an update could not be handled: %s", describe(error))
@@ -343,6 +346,8 @@ class TelegramChannel:
         return web.Response(status=200)
 
     async def _listen(self) -> None:
+        if self.webhook is None:
+            raise ChannelError("no webhook is configured")  # _listen is called only with one
         url, host, port = self.webhook
         app = web.Application(client_max_size=WEBHOOK_MAX_BYTES)
         app.router.add_post("/" + urlsplit(url).path.lstrip("/"), self._on_webhook)
@@ -407,9 +412,7 @@ class TelegramChannel:
             for n, text in enumerate(texts):
                 markup = keyboard if n == len(texts) - 1 else None
                 pieces.append(
-                    lambda text=text, markup=markup: bot.send_message(
-                        chat_id, text, reply_markup=markup
-                    )
+                    functools.partial(bot.send_message, chat_id, text, reply_markup=markup)
                 )
         if reply.poll is not None:
             poll = reply.poll
@@ -460,14 +463,16 @@ class TelegramChannel:
 
     # updates
 
-    def _inbound(self, update: Update, **fields: str | bool | None) -> Inbound:
-        chat = update.effective_chat
+    def _inbound(self, update: Update, **fields: Any) -> Inbound:
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None:  # each handler's filter asks for both
+            raise ValueError("an update without its chat or sender")
         room = None
         if chat.type != chat.PRIVATE:
             room = self.pseudonymizer.participant(CHANNEL, f"chat:{chat.id}")
         return Inbound(
             CHANNEL,
-            self.pseudonymizer.participant(CHANNEL, str(update.effective_user.id)),
+            self.pseudonymizer.participant(CHANNEL, str(user.id)),
             address=str(chat.id),
             key=str(update.update_id),
             room=room,
@@ -475,10 +480,13 @@ class TelegramChannel:
         )
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._handle(self._inbound(update, text=update.effective_message.text))
+        if update.effective_message is not None:
+            await self._handle(self._inbound(update, text=update.effective_message.text))
 
     async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
+        if query is None:
+            return
         with contextlib.suppress(TelegramError):  # an old press after a restart: too late
             await query.answer()
         if update.effective_chat is None or query.message is None:  # inline mode: not ours
@@ -488,14 +496,16 @@ class TelegramChannel:
         await self._handle(self._inbound(update, choice=value, pressed=pressed))
 
     async def _on_group_command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        message, chat = update.effective_message, update.effective_chat
+        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+        if message is None or chat is None or user is None:
+            return
         addressed = ADDRESSED.match(message.text or "")
         if addressed and addressed.group(1).casefold() != self.buttons.bot_username.casefold():
             return  # "/start@other_bot" is for another bot in the group
         if message.sender_chat is not None:  # an admin posting anonymously as the group
             admin = message.sender_chat.id == chat.id
         else:
-            admin = update.effective_user.id in await self._admins_of(chat.id)
+            admin = user.id in await self._admins_of(chat.id)
         await self._handle(self._inbound(update, text=message.text, room_admin=admin))
 
     async def _admins_of(self, chat_id: int) -> frozenset[int]:
@@ -512,6 +522,8 @@ class TelegramChannel:
 
     async def _on_added(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         change = update.my_chat_member
+        if change is None:
+            return
         was, now = change.old_chat_member.status, change.new_chat_member.status
         joined = was in (ChatMember.LEFT, ChatMember.BANNED) and now not in (
             ChatMember.LEFT,
@@ -522,10 +534,14 @@ class TelegramChannel:
 
     async def _on_poll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         poll = update.poll
+        if poll is None:
+            return
         counts = [option.voter_count for option in poll.options]
         await self._in_engine(self.engine.poll_counted, poll.id, counts)
 
     async def _on_media(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.effective_message is None:
+            return
         kind = media_kind(update.effective_message)
         await self._handle(self._inbound(update, media=kind))
 

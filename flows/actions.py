@@ -6,7 +6,7 @@ fails at start, not in the middle of someone's conversation.
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import Flow, FlowError, Step
@@ -116,7 +116,7 @@ def similar_ideas(turn: "Turn") -> tuple[list[Choice], dict[str, object]]:
     return choices, {}
 
 
-def _shareable(idea: dict[str, Any] | None) -> bool:
+def _shareable(idea: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     """Whether other residents may see an idea: not erased, not held for review (an insult)
     and not rejected by a moderator."""
     return idea is not None and idea["review"] not in ("held", "rejected")
@@ -240,6 +240,8 @@ def _rewrite_idea(
     """The author changed the words of an idea already stored: everything derived from the
     words is made anew, and memory forgets the old vector and learns the new one."""
     old = turn.store.idea(idea_id)
+    if old is None:  # the caller found it in this step's transaction
+        raise LookupError(f"idea {idea_id} is gone")
     nlp = turn.nlp
     vector, suggestions = _understood(turn, text)
     turn.store.replace_text(
@@ -389,6 +391,8 @@ def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("set_idea_detail")
 def set_idea_detail(turn: "Turn", step: Step, value: str) -> str | None:
+    if step.store_as is None:
+        raise FlowError(f"step {step.name!r} sets an idea's detail but names no store_as")
     turn.store.update_idea(turn.data["idea_id"], **{step.store_as: value, "updated_at": turn.now})
     return None
 

@@ -74,7 +74,7 @@ def sanitised(msg: Inbound) -> Inbound:
     """The inbound as the engine may store and compare it: every string encodable, the text
     bounded, and a choice value longer than any button's made empty, which matches nothing.
     Done once at the door, so no step needs to distrust what an adapter passed on."""
-    changes: dict[str, str] = {}
+    changes: dict[str, Any] = {}
     for field in dataclasses.fields(msg):
         value = getattr(msg, field.name)
         if not isinstance(value, str):
@@ -104,7 +104,7 @@ class Turn:
         self.conv = conv
         self.now = now.isoformat(timespec="seconds")
         self.out: list[Outbound] = []
-        self.after_commit: list[Callable[[], None]] = []
+        self.after_commit: list[Callable[[], object]] = []
         self.erased = False
         # A group speaks its workshop's language, whatever a member chose privately.
         self.language: str | None = None
@@ -486,10 +486,10 @@ class Engine:
         render = actions.RENDERERS.get(step.choices_from or "")
         if render is not None:
             params.update(render(turn, [value for value, _ in turn.data.get("offered", [])]))
-        return turn.text(step.ask, **params)
+        return turn.text(step.ask or "", **params)  # only asking steps get here
 
     def _choice(self, turn: Turn, spec: ChoiceSpec) -> Choice:
-        return Choice(spec.value, spec.text or turn.text(spec.label))
+        return Choice(spec.value, _shown(turn, spec))
 
     def _answer(self, turn: Turn, step: Step) -> None:
         if step.input == "text":
@@ -576,7 +576,7 @@ class Engine:
                 answers |= self.catalogue.words(turn.lang, key)
             for other in self.flow.steps.values():
                 specs = (*other.choices, *other.extra)
-                answers |= {spec.text or turn.text(spec.label) for spec in specs}
+                answers |= {_shown(turn, spec) for spec in specs}
             self._choice_answers[turn.lang] = frozenset(_fold(answer) for answer in answers)
         return typed in self._choice_answers[turn.lang]
 
@@ -605,3 +605,8 @@ class Engine:
             return starts[0]
         close = difflib.get_close_matches(typed, list(labels), n=1, cutoff=0.75)
         return labels[close[0]] if close else None
+
+
+def _shown(turn: Turn, spec: ChoiceSpec) -> str:
+    """A button's words: its own text, or its catalogue label in the turn's language."""
+    return spec.text or turn.text(spec.label or "")

@@ -56,11 +56,12 @@ def join_code(payload: str) -> str | None:
 def handle(turn: "Turn", command: str | None, rest: str) -> None:
     """One message or button press in a group chat."""
     msg = turn.msg
-    running = turn.store.running_workshop(msg.channel, msg.room)
+    room, address = _group(turn)
+    running = turn.store.running_workshop(msg.channel, room)
     if running is not None:
         turn.language = running["language"]
     if msg.event == "added":
-        turn.store.add_room(msg.channel, msg.room, msg.address, turn.conv.participant_id, turn.now)
+        turn.store.add_room(msg.channel, room, address, turn.conv.participant_id, turn.now)
         turn.store.audit(turn.now, "participant", "room.added")
         turn.say("workshop_hello")
     elif msg.choice is not None:
@@ -86,11 +87,18 @@ def handle(turn: "Turn", command: str | None, rest: str) -> None:
     # Anything else in a group is talk among members (or for another bot): not ours to answer.
 
 
+def _group(turn: "Turn") -> tuple[str, str]:
+    """The group's room and address: every message this module is given has both."""
+    if turn.msg.room is None or turn.msg.address is None:
+        raise ValueError("a group message without its room")
+    return turn.msg.room, turn.msg.address
+
+
 def _may_lead(turn: "Turn", running: dict[str, Any] | None) -> bool:
     """Group admins, whoever added the bot first, and whoever started the running session."""
     if turn.msg.room_admin:
         return True
-    room = turn.store.room(turn.msg.channel, turn.msg.room)
+    room = turn.store.room(turn.msg.channel, _group(turn)[0])
     leaders = {room and room["added_by"], running and running["facilitator"]} - {None}
     return turn.conv.participant_id in leaders
 
@@ -106,8 +114,8 @@ def _start(turn: "Turn", running: dict[str, Any] | None, title: str) -> None:
     if not title:
         turn.say("workshop_needs_title")
         return
-    msg = turn.msg
-    room_id = turn.store.room_id(msg.channel, msg.room, msg.address, turn.now)
+    room, address = _group(turn)
+    room_id = turn.store.room_id(turn.msg.channel, room, address, turn.now)
     code = secrets.token_urlsafe(9)
     workshop_id = turn.store.start_workshop(
         room_id, title, code, turn.lang, turn.conv.participant_id, turn.now
@@ -184,7 +192,7 @@ def _press(turn: "Turn", value: str) -> None:
         return
     match = FIELD_CHOICE.match(value)
     idea = turn.store.idea(int(match.group(1))) if match else None
-    if idea is None or idea["participant_id"] != turn.conv.participant_id:
+    if match is None or idea is None or idea["participant_id"] != turn.conv.participant_id:
         return
     field = None if match.group(2) == "unsure" else match.group(2)
     fields = {leaf.id for leaf in turn.engine.taxonomy.leaves}

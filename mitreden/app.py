@@ -122,6 +122,7 @@ class Ahead:
 
     async def _drain(self) -> None:
         nlp, loop = self.app.engine.nlp, asyncio.get_running_loop()
+        assert nlp is not None  # `prepare` queues only once the NLP has loaded
         while self._pending:
             batch, self._pending = self._pending[:AHEAD_BATCH], self._pending[AHEAD_BATCH:]
             try:
@@ -161,7 +162,7 @@ class App:
         self._deliveries: set[asyncio.Task[None]] = set()
 
     def _channels(self) -> list[Channel]:
-        settings, channels = self.settings, []
+        settings, channels = self.settings, list[Channel]()
         if settings.web_listen:
             from mitreden.bot.web import WebChannel
 
@@ -231,9 +232,10 @@ class App:
 
     def _delivered(self, task: "asyncio.Task[None]") -> None:
         self._deliveries.discard(task)
-        if not task.cancelled() and task.exception() is not None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
             # What was not sent stays in the outbox; the next delivery or start sends it.
-            log.warning("sending queued messages failed: %s", describe(task.exception()))
+            log.warning("sending queued messages failed: %s", describe(error))
 
     def _load(self) -> None:
         load_nlp(self.engine, self._embedder)

@@ -510,14 +510,14 @@ def _forward(settings: Settings, field: str | None, language: str | None, wait: 
         )
     if Session(settings, "").is_locked():
         deadline = time.monotonic() + wait
-        while store.dispatch(dispatch_id)["sent_at"] is None:
+        while _dispatch(store, dispatch_id)["sent_at"] is None:
             if time.monotonic() > deadline:
                 print(f"queued as {dispatch_id}; the running mitreden has not sent it yet")
                 return
             time.sleep(0.5)
     else:
         asyncio.run(_send_queued(settings, dispatch_id))
-    sent = store.dispatch(dispatch_id)
+    sent = _dispatch(store, dispatch_id)
     if sent["error"]:
         raise ChannelError(f"the summary was not sent: {sent['error']}")
     print(f"sent to {settings.matrix_strategy_room} ({sent['message_key']})")
@@ -534,8 +534,18 @@ async def _send_queued(settings: Settings, dispatch_id: int) -> None:
     channel = MatrixChannel(engine, load_pseudonymizer(settings), settings)
     await channel.start()  # sends what is queued before it returns
     await channel.stop()
-    if engine.store.dispatch(dispatch_id)["sent_at"] is None:
+    if _dispatch(engine.store, dispatch_id)["sent_at"] is None:
         raise ChannelError(f"the bot is not in {settings.matrix_strategy_room}")
+
+
+def _dispatch(store: "Store", dispatch_id: int) -> dict:
+    """A dispatch this command queued (a dispatch is never deleted)."""
+    from mitreden.store import StoreError
+
+    dispatch = store.dispatch(dispatch_id)
+    if dispatch is None:
+        raise StoreError(f"dispatch {dispatch_id} is gone")
+    return dispatch
 
 
 @contextmanager
@@ -689,7 +699,8 @@ def _groups(settings: Settings, args: argparse.Namespace) -> None:
         print(f"group {args.group} renamed")
     elif args.action == "merge":
         groups.merge(store, args.group, args.into, actor, stamp)
-        print(f"group {args.group} is part of group {store.cluster(args.group)['merged_into']}")
+        merged = store.cluster(args.group) or {"merged_into": args.into}
+        print(f"group {args.group} is part of group {merged['merged_into']}")
     else:
         taxonomy = _lane_checked(settings, args.new)
         # No NLP: the idea stays where it is put, and what it would learn in this process
@@ -742,13 +753,16 @@ def _reach(settings: Settings, form: str, out: Path | None, language: str | None
     figures = reach.figures(_existing_store(settings), _population(settings))
     labels = reach.Labels(load_flow(), Catalogue.load(), language or settings.moderator_language)
     if form in ("table", "csv", "json"):
-        text = {"table": reach.to_markdown, "csv": reach.to_csv, "json": reach.to_json}[form]
-        written = text(figures, labels) if form == "table" else text(figures)
+        if form == "table":
+            written = reach.to_markdown(figures, labels)
+        else:
+            written = reach.to_csv(figures) if form == "csv" else reach.to_json(figures)
         if out is None:
             sys.stdout.write(written)
         else:
             out.write_text(written, encoding="utf-8")
         return
+    assert out is not None  # refused above for pictures
     out.mkdir(parents=True, exist_ok=True)
     scenes = {f"reach-{d.name}": charts.bars(d, labels) for d in figures.dimensions}
     district = next(d for d in figures.dimensions if d.name == "district")

@@ -101,8 +101,6 @@ def to_html(markdown: str) -> str:
     return MarkdownIt("commonmark", {"html": False}).render(markdown)
 
 
-
-
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} ({n})" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
 

@@ -201,7 +201,9 @@ def _compile(entries: list[str]) -> tuple[re.Pattern[str], re.Pattern[str]]:
     spaces, and the single words without "*", searched in neighbours joined ("Arsch loch").
     Entries that start a word share one check for the word start, so the search tries them at
     word starts only: texts can be long."""
-    starting, inside, whole = [], [], []
+    starting: list[str] = []
+    inside: list[str] = []
+    whole: list[str] = []
     for entry in entries:
         body = _pattern(entry) + ("" if entry.endswith("*") else "(?![^ ])")
         (inside if entry.startswith("*") else starting).append(body)

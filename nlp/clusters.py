@@ -20,7 +20,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +53,7 @@ def paraphrase_similarities(suggester: FieldSuggester, store: Store | None) -> n
 
 
 def _lane(
-    field_id: str | None, confirmed: bool, score: float | None, fences: dict[str, float | None]
+    field_id: str | None, confirmed: bool, score: float | None, fences: Mapping[str, float | None]
 ) -> str:
     if field_id is None:
         return NEW_TOPICS
@@ -173,8 +173,8 @@ class ClusterBook:
 
     def _vectors_of(self, idea_ids: list[int], fresh: bool) -> dict[int, np.ndarray]:
         """Vectors from memory where the caller keeps them, else (or if `fresh`) from SQLite."""
-        in_memory = self._vectors_in_memory and not fresh
-        vectors = self._vectors_in_memory(idea_ids) if in_memory else {}
+        remembered = None if fresh else self._vectors_in_memory
+        vectors = remembered(idea_ids) if remembered is not None else {}
         missing = [i for i in idea_ids if i not in vectors]
         if missing:
             vectors.update(self.store.vectors(missing))
@@ -290,8 +290,8 @@ class ClusterBook:
             lanes.setdefault(_lane(fields[i], confirmed[i], own[i], fences), []).append(i)
         old = self._old_groups()
         groups: list[tuple[int | None, str, list[tuple[int, int | None]]]] = []
-        for lane, in_lane in lanes.items():
-            in_lane = np.array(in_lane)
+        for lane, rows_in_lane in lanes.items():
+            in_lane = np.array(rows_in_lane)
             labels = group(vectors[in_lane], self.same_idea, self.params)
             members = [in_lane[labels == label] for label in range(labels.max() + 1)]
             inherited = keep_ids(old.get(lane, {}), [set(ids[m].tolist()) for m in members])

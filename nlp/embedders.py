@@ -82,7 +82,10 @@ class SentenceTransformerEmbedder:
             ) from err
         self.name = f"sentence-transformers:{model}"
         dimension = getattr(self._model, "get_embedding_dimension", None)
-        self._dims = (dimension or self._model.get_sentence_embedding_dimension)()
+        dims = (dimension or self._model.get_sentence_embedding_dimension)()
+        if dims is None:
+            raise EmbedderError(f"sentence-transformers model {model!r} names no vector length")
+        self._dims = int(dims)
 
     def embed(self, texts: Sequence[str]) -> "np.ndarray":
         import numpy as np

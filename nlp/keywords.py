@@ -129,7 +129,7 @@ def weights(groups: list[Words], wanted: list[int]) -> list[dict[str, float]]:
 
 def label(members: list[Analysed], weight: dict[str, float], words: int = 3) -> list[str]:
     """The top words of a group, skipping one that repeats another (Radweg, Radwege)."""
-    shown = {}
+    shown: dict[str, str] = {}
     for idea in members:
         for key, text in idea.shown.items():
             shown.setdefault(key, text)

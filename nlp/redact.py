@@ -184,9 +184,9 @@ def _candidates(text: str, region: str) -> Iterable[Finding]:
         yield from (_trimmed("url", m.start(), m.group()) for m in pattern.finditer(text))
     yield from _ibans(text)
     if DIGITS.search(text):  # the matcher is the slowest step; most texts have no number
-        for match in phonenumbers.PhoneNumberMatcher(text, region):
-            if not DATE.fullmatch(match.raw_string):  # "am 03.04.2024" is a day
-                yield Finding("phone", match.start, match.end)
+        for number in phonenumbers.PhoneNumberMatcher(text, region):
+            if not DATE.fullmatch(number.raw_string):  # "am 03.04.2024" is a day
+                yield Finding("phone", number.start, number.end)
     codes = lexicon.words("plate_codes")
     for match in patterns["plate"].finditer(text):
         if (match.group("code") or match.group("lower").upper()) in codes:

@@ -87,7 +87,8 @@ class Taxonomy:
         parents = {f.parent for f in self.fields}
         return tuple(f for f in self.fields if f.id not in parents)
 
-    def get(self, field_id: str) -> ActionField:
+    def get(self, field_id: str | None) -> ActionField:
+        """The field of that id; KeyError for an unknown id and for None (none chosen yet)."""
         for f in self.fields:
             if f.id == field_id:
                 return f

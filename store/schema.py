@@ -11,8 +11,8 @@ import sqlite_utils
 
 
 def _initial(db: sqlite_utils.Database) -> None:
-    db["participants"].create({"id": str, "channel": str, "created_at": str}, pk="id")
-    db["consents"].create(
+    db.table("participants").create({"id": str, "channel": str, "created_at": str}, pk="id")
+    db.table("consents").create(
         {
             "id": int,
             "participant_id": str,
@@ -24,9 +24,9 @@ def _initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("participant_id", "participants", "id")],
     )
-    db["consents"].create_index(["participant_id"])
+    db.table("consents").create_index(["participant_id"])
     # No foreign key: a conversation exists before consent, when no participant row may be kept.
-    db["conversations"].create(
+    db.table("conversations").create(
         {
             "participant_id": str,
             "step": str,
@@ -37,7 +37,7 @@ def _initial(db: sqlite_utils.Database) -> None:
         },
         pk="participant_id",
     )
-    db["ideas"].create(
+    db.table("ideas").create(
         {
             "id": int,
             "participant_id": str,
@@ -58,22 +58,22 @@ def _initial(db: sqlite_utils.Database) -> None:
         pk="id",
         foreign_keys=[("participant_id", "participants", "id")],
     )
-    db["ideas"].create_index(["participant_id"])
-    db["supports"].create(
+    db.table("ideas").create_index(["participant_id"])
+    db.table("supports").create(
         {"participant_id": str, "idea_id": int, "at": str},
         pk=("participant_id", "idea_id"),
         foreign_keys=[("participant_id", "participants", "id"), ("idea_id", "ideas", "id")],
     )
-    db["supports"].create_index(["idea_id"])
+    db.table("supports").create_index(["idea_id"])
     # Where to reach someone who asked to hear about their idea; kept only after they asked.
-    db["contacts"].create(
+    db.table("contacts").create(
         {"participant_id": str, "channel": str, "address": str, "at": str},
         pk="participant_id",
         foreign_keys=[("participant_id", "participants", "id")],
     )
     # Append-only: who did what to which record. It never holds a participant key or any text,
     # so erasing a participant needs no exception to the append-only rule.
-    db["audit"].create(
+    db.table("audit").create(
         {"id": int, "at": str, "actor": str, "action": str, "subject": str, "detail": str},
         pk="id",
     )
@@ -87,7 +87,7 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
     # Embeddings of shipped texts (the taxonomy), so a restart embeds nothing twice.
     # Never a resident's words: those are stored with their idea and erased with it.
-    db["text_embeddings"].create(
+    db.table("text_embeddings").create(
         {"model": str, "text_hash": str, "vector": bytes}, pk=("model", "text_hash")
     )
 
@@ -103,7 +103,7 @@ def _idea_ids_never_reused(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO ideas_rebuilt SELECT * FROM ideas")
     db.execute("DROP TABLE ideas")
     db.execute("ALTER TABLE ideas_rebuilt RENAME TO ideas")
-    db["ideas"].create_index(["participant_id"])
+    db.table("ideas").create_index(["participant_id"])
 
 
 def _clusters(db: sqlite_utils.Database) -> None:

@@ -87,6 +87,7 @@ class StaffRecords:
 
     def drop_sessions(self, staff_id: int | None = None, before: str | None = None) -> int:
         """An account's sessions (log out everywhere), or every session last seen before."""
+        params: tuple[Any, ...]
         if staff_id is not None:
             sql, params = "DELETE FROM staff_sessions WHERE staff_id = ?", (staff_id,)
         else:
@@ -192,6 +193,7 @@ class StaffRecords:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """The newest entries first, filtered by actor, action prefix and subject."""
+        params: tuple[Any, ...]
         sql, params = "SELECT * FROM audit WHERE 1", ()
         if actor:
             sql, params = sql + " AND actor = ?", (*params, actor)
@@ -229,6 +231,7 @@ class StaffRecords:
 
     def summaries_of(self, lane: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         """The newest summaries, of one lane or all."""
+        params: tuple[Any, ...]
         sql, params = "SELECT * FROM summaries", ()
         if lane is not None:
             sql, params = sql + " WHERE lane = ?", (lane,)

@@ -562,12 +562,12 @@ class Store(StaffRecords):
             grouped = [idea for _, _, members in groups for idea, _ in members if idea in alive]
             for chunk, marks in in_chunks(grouped):
                 self.db.execute(f"DELETE FROM cluster_members WHERE idea_id IN ({marks})", chunk)
-            rows = []
+            rows: list[tuple[int, int, int | None]] = []
             for inherited, lane, members in groups:
                 members = [(i, d if d in alive else None) for i, d in members if i in alive]
                 if not members:
                     continue
-                if inherited not in existing:  # new, or emptied by an erasure meanwhile
+                if inherited is None or inherited not in existing:  # new, or emptied meanwhile
                     cluster_id = self.new_cluster(lane, now)
                 else:
                     cluster_id = inherited
@@ -642,7 +642,7 @@ class Store(StaffRecords):
             "ON CONFLICT (channel, room) DO UPDATE SET address = excluded.address",
             (channel, room, address, added_by, now),
         )
-        return self.room(channel, room)["id"]
+        return self._room_id(channel, room)
 
     def room(self, channel: str, room: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM rooms WHERE channel = ? AND room = ?", (channel, room))
@@ -653,7 +653,13 @@ class Store(StaffRecords):
             "INSERT OR IGNORE INTO rooms (channel, room, address, added_at) VALUES (?, ?, ?, ?)",
             (channel, room, address, now),
         )
-        return self.room(channel, room)["id"]
+        return self._room_id(channel, room)
+
+    def _room_id(self, channel: str, room: str) -> int:
+        """The id of a room row just written."""
+        return self.db.execute(
+            "SELECT id FROM rooms WHERE channel = ? AND room = ?", (channel, room)
+        ).fetchone()[0]
 
     def start_workshop(
         self, room_id: int, title: str, code: str, language: str, facilitator: str, now: str
@@ -733,7 +739,7 @@ class Store(StaffRecords):
 
     # audit
 
-    def audit(self, at: str, actor: str, action: str, subject: str = "", **detail: Any) -> None:
+    def audit(self, at: str, actor: str, action: str, subject: str = "", /, **detail: Any) -> None:
         self.db.execute(
             "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
             (at, actor, action, subject, json.dumps(detail, ensure_ascii=False)),

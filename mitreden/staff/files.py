@@ -66,7 +66,7 @@ CREATOR = "pseudonymous"
 # One encoder for every idea: json.dumps(..., ensure_ascii=False) makes a new one per call.
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 # Column widths in characters: the title and the text wide enough to read.
-WIDTHS = {COLUMNS.index("Title"): 40, COLUMNS.index("Description"): 80}
+WIDTHS = {COLUMNS.index("Title"): 40.0, COLUMNS.index("Description"): 80.0}
 TITLE_WORDS = 8
 TITLE_LENGTH = 120  # meinberlin's Idea.name max_length
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -262,7 +262,7 @@ def counts_chart(
     slot = (right - left) / max(len(weeks), 1)
     bar = max(slot * 0.8, 1.0)
     for index, (_, week) in enumerate(weeks):
-        x, base = left + index * slot + (slot - bar) / 2, bottom
+        x, base = left + index * slot + (slot - bar) / 2, float(bottom)
         for lane, _ in legend:
             if week.get(lane, 0) <= 0:
                 continue

@@ -198,7 +198,8 @@ def split(
         store.audit(now, actor, "idea.split", f"idea:{idea_id}", into=new_ids)
     if nlp is not None:
         for new_id, vector, suggestion in zip(new_ids, vectors, suggested, strict=True):
-            nlp.remember(new_id, idea["participant_id"], suggestion, vector, now)
+            if suggestion is not None:  # always, with an NLP
+                nlp.remember(new_id, idea["participant_id"], suggestion, vector, now)
     return new_ids
 
 

@@ -108,7 +108,7 @@ def workbook(
             kind = type(value)  # not isinstance: True is no number here
             if kind is str:
                 if value:
-                    index = strings.setdefault(value, len(strings))
+                    index = strings.setdefault(value, len(strings))  # type: ignore[arg-type]
                     cells.append(f'<c r="{letter}{r}"{style} t="s"><v>{index}</v></c>')
             elif kind is int:
                 cells.append(f'<c r="{letter}{r}"{style}><v>{value}</v></c>')
