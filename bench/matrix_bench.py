@@ -1,7 +1,7 @@
 """How fast residents get answers in encrypted Matrix chats, next to a bare nio echo bot.
 
 bench/telegram_bench.py times the Telegram channel against a fake Bot API. Here the bot and
-its residents meet on a real Synapse homeserver (tests/synapse_server.py) in encrypted direct
+its residents meet on a real Synapse homeserver (testing/synapse_server.py) in encrypted direct
 chats, so every message is Megolm-encrypted by its sender, goes through Synapse's event
 persistence and /sync, and is decrypted by the receiver. The echo bot (matrix-nio, one sync
 loop, answers each decrypted text with the same text) pays for all of that except the engine
@@ -68,8 +68,8 @@ from mitreden.flows.catalogue import Catalogue
 from mitreden.identity import Pseudonymizer
 
 # engine_bench is found because bench/ is on sys.path when this runs as a script;
-# synapse_server lives in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+# the test servers live in testing/.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from engine_bench import ideas, json_ms, machine, percentile
 from matrix_people import ENCRYPTION_STATE
 from synapse_server import SynapseServer

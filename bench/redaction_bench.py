@@ -1,8 +1,9 @@
 """How much personal data the redactor finds on the redaction test set, how often it hides what is
 not personal data, and how long it takes, beside the first-cut redactor as a baseline.
 
-The set (tests/data/redaction.yaml) and the scoring rule (tests/redaction_set.py) are shared with
-tests/test_redaction_set.py, so the figures printed here are the ones the goal tests assert.
+The set (testing/data/redaction.yaml) and the scoring rule (testing/redaction_set.py) are
+shared with tests/test_redaction_set.py, so the figures printed here are the ones the goal tests
+assert.
 The baseline is the first cut of nlp/redact.py (regular expressions for e-mail, URL and IBAN,
 `phonenumbers` for phone numbers), copied here so it stays fixed while the redactor changes.
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import phonenumbers
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from redaction_set import (
     DATA,
     HOLDOUT,
@@ -214,7 +215,7 @@ def main() -> int:
     parser.add_argument(
         "--holdout",
         action="store_true",
-        help="the held-out set (tests/data/redaction_holdout.yaml), written apart from the "
+        help="the held-out set (testing/data/redaction_holdout.yaml), written apart from the "
         "redactor and never used to tune it",
     )
     args = parser.parse_args()

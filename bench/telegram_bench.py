@@ -6,7 +6,7 @@ engine's worker thread and the Bot API calls. The echo bot pays for all of that 
 engine, so its throughput is the ceiling this setup allows, and the gap between the echo bot
 and mitreden is what the engine and the conversation (more messages per answer) cost.
 
-Every configuration gets a fresh Bot API test server (tests/telegram_server.py) and, for
+Every configuration gets a fresh Bot API test server (testing/telegram_server.py) and, for
 mitreden, a fresh temporary database. N simulated residents chat in private chats, all at
 once. Each one sends one message, waits until the bot's whole answer has arrived, and only
 then sends the next, as a person does. Latency is measured from putting the update in the
@@ -46,7 +46,7 @@ from mitreden.flows.catalogue import Catalogue
 from mitreden.identity import Pseudonymizer
 
 # engine_bench is found because bench/ is on sys.path when this runs as a script.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from engine_bench import ideas, json_ms, machine, percentile, temporary_engine
 from telegram_server import TelegramTestServer
 

@@ -49,7 +49,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from isolated import environment
 
 HERE = Path(__file__).resolve().parent

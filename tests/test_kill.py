@@ -4,7 +4,7 @@ participation flow over Telegram (long polling and webhook) and Matrix (encrypte
 chats). Every message must get its whole answer, every confirmed idea must be stored, none
 twice, and the database must stay sound.
 
-The engine is tests/kill_harness.py; bench/kill_bench.py runs the long version (200
+The engine is testing/kill_harness.py; bench/kill_bench.py runs the long version (200
 conversations and 40 kills per channel) and prints the figures.
 """
 

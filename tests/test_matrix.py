@@ -2,7 +2,7 @@
 restarts, keys that arrive late, rate limits, the moderator room and the strategy room.
 
 Residents, moderators and the strategy team are real matrix-nio clients with their own
-devices (tests/matrix_people.py); the bot is `MatrixChannel` on a real SQLite database.
+devices (testing/matrix_people.py); the bot is `MatrixChannel` on a real SQLite database.
 """
 
 import asyncio

@@ -1,7 +1,7 @@
 """The redactor (nlp/redact.py, nlp/addresses.py, nlp/names.py) on its own examples: each kind
 found with the agreed span, the things it must leave alone, and properties on random text.
 
-The shared test set (tests/data/redaction.yaml) is measured by tests/test_redaction_set.py and
+The shared test set (testing/data/redaction.yaml) is measured by tests/test_redaction_set.py and
 bench/redaction_bench.py; these examples are separate from it, so that rules are not tuned to
 one set of sentences only.
 """

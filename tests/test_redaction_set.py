@@ -1,7 +1,7 @@
 """The redaction test set is well-formed, and the redactor reaches its goals on it.
 
 The goal tests fail until nlp/redact.py offers `find` and finds enough; bench/redaction_bench.py
-prints the same figures (one scoring implementation: tests/redaction_set.py) beside a baseline.
+prints the same figures (one scoring implementation: testing/redaction_set.py) beside a baseline.
 """
 
 from collections import Counter

@@ -22,8 +22,8 @@ not send the message again. A reply that comes only after the resident gave up, 
 drain ends, is counted as answered late; the message still counts as unanswered or cut off.
 
 Channels: Telegram by long polling and by webhook, against the Bot API test server in this
-process (tests/telegram_server.py), and Matrix in encrypted direct chats on a real Synapse
-(tests/synapse_server.py), the residents being matrix-nio clients (tests/matrix_people.py).
+process (testing/telegram_server.py), and Matrix in encrypted direct chats on a real Synapse
+(testing/synapse_server.py), the residents being matrix-nio clients (testing/matrix_people.py).
 Everything listens on 127.0.0.1 only; every wait has a deadline and every child process is
 killed in a `finally`.
 """

@@ -1,4 +1,5 @@
-"""The redaction test set (tests/data/redaction.yaml) as spans, and how a redactor is scored on it.
+"""The redaction test set (testing/data/redaction.yaml) as spans, and how a redactor is scored
+on it.
 
 One implementation for tests/test_redaction_set.py and bench/redaction_bench.py, so the test's
 goals and the bench's figures cannot drift apart.
