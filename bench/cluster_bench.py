@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import finish, log, percentile
 from sklearn.cluster import KMeans
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -69,19 +70,6 @@ GOAL_PLACE_P95_MS = 20.0
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def log(message: str) -> None:
-    """Progress goes to stderr, so `--json` output on stdout stays clean."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile: an actually observed latency, no interpolation."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def clean(value: Any) -> Any:
@@ -737,31 +725,25 @@ def main(argv: list[str] | None = None) -> int:
             print_scale(scale_results, len(pool))
 
     met = goals(quality_results, scale_results)
-    if args.json:
-        payload = {
-            "machine": env,
-            "warm_up_seconds": warm,
-            "datasets": [
-                {
-                    **{k: v for k, v in asdict(r).items() if k not in ("rows", "mitreden")},
-                    "rows": [asdict(row) for row in r.rows],
-                }
-                for r in quality_results
-            ],
-            "scale": {
-                "taxonomy": SCALE_TAXONOMY,
-                "pool": len(pool),
-                "noise_sigma": NOISE_SIGMA,
-                "results": [asdict(r) for r in scale_results],
-            },
-            "goals": met,
-        }
-        json.dump(clean(payload), sys.stdout, indent=2)
-        print()
-    else:
-        print_goals(met)
-    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
-    return 0
+    payload = {
+        "machine": env,
+        "warm_up_seconds": warm,
+        "datasets": [
+            {
+                **{k: v for k, v in asdict(r).items() if k not in ("rows", "mitreden")},
+                "rows": [asdict(row) for row in r.rows],
+            }
+            for r in quality_results
+        ],
+        "scale": {
+            "taxonomy": SCALE_TAXONOMY,
+            "pool": len(pool),
+            "noise_sigma": NOISE_SIGMA,
+            "results": [asdict(r) for r in scale_results],
+        },
+        "goals": met,
+    }
+    return finish(args.json, lambda: clean(payload), lambda: print_goals(met))
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
+from _common import finish, log, percentile
 
 from mitreden import reports
 from mitreden.app import App
@@ -130,18 +131,6 @@ CLOSINGS = (
 OURS = ("mitreden/", "nlp/", "store/", "bot/", "flows/")
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 LOGIN_FORM = 'action="/staff/login"'
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest rank: a latency that actually happened."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 def stamp(when: datetime) -> str:
@@ -1027,13 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  built in {databases[-1]['build_s']:.1f} s")
         results = asyncio.run(run_all(databases, folder, args))
         data = payload(results, args)
-    if args.json:
-        json.dump(data, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(data)
-    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
-    return 0
+    return finish(args.json, lambda: data, lambda: print_report(data))
 
 
 if __name__ == "__main__":

