@@ -122,11 +122,11 @@ class Ahead:
 
     async def _drain(self) -> None:
         nlp, loop = self.app.engine.nlp, asyncio.get_running_loop()
-        assert nlp is not None  # `prepare` queues only once the NLP has loaded
         while self._pending:
             batch, self._pending = self._pending[:AHEAD_BATCH], self._pending[AHEAD_BATCH:]
             try:
-                await loop.run_in_executor(self._thread, nlp.prepare, [t for t, _ in batch])
+                if nlp is not None:  # always: `prepare` queues only once the NLP has loaded
+                    await loop.run_in_executor(self._thread, nlp.prepare, [t for t, _ in batch])
             except Exception as err:  # the engine embeds them itself
                 log.warning("embedding ahead failed: %s", describe(err))
             for _, done in batch:
