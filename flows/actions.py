@@ -14,7 +14,8 @@ from mitreden.flows.messages import Choice, Outbound
 from mitreden.nlp import abuse, findings
 from mitreden.nlp.pipeline import StoredIdea
 from mitreden.nlp.redact import Finding, find, visible
-from mitreden.store.store import IDEA_COLUMNS, from_blob
+from mitreden.store.ideas import IDEA_COLUMNS
+from mitreden.store.records import from_blob
 
 if TYPE_CHECKING:
     from mitreden.flows.engine import Turn

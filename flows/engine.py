@@ -33,7 +33,8 @@ from mitreden.nlp import languages
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
-from mitreden.store.store import Conversation, unavailable
+from mitreden.store.conversations import Conversation
+from mitreden.store.store import unavailable
 
 log = logging.getLogger(__name__)
 SKIP = "skip"

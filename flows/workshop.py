@@ -25,7 +25,7 @@ from mitreden.flows import actions
 from mitreden.flows.messages import Choice, Outbound, Poll
 from mitreden.nlp import findings
 from mitreden.nlp.redact import visible
-from mitreden.store.store import from_blob
+from mitreden.store.records import from_blob
 
 if TYPE_CHECKING:
     from mitreden.flows.engine import Turn

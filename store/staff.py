@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from mitreden.store.chunks import in_chunks
+from mitreden.store.records import Records
 
 # The columns of an idea that staff pages show: never the embedding, never the participant.
 QUEUE_COLUMNS = (
@@ -22,16 +23,8 @@ QUEUE_COLUMNS = (
 )
 
 
-class StaffRecords:
+class StaffRecords(Records):
     """Store methods for the staff service (mitreden/staff/)."""
-
-    db: Any
-
-    def _one(self, sql: str, params: tuple = ()) -> dict[str, Any] | None:
-        raise NotImplementedError  # Store provides it
-
-    def _all(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError  # Store provides it
 
     # accounts and sessions
 
@@ -378,6 +371,31 @@ class StaffRecords:
             (channel, idea_id),
         )
         return None if row is None else row["message_key"]
+
+    # summaries to forward to the strategy team
+
+    def add_dispatch(self, field: str | None, language: str, requested_by: str, now: str) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO dispatches (field, language, requested_by, requested_at) "
+            "VALUES (?, ?, ?, ?)",
+            (field, language, requested_by, now),
+        )
+        return cursor.lastrowid
+
+    def open_dispatches(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM dispatches WHERE sent_at IS NULL ORDER BY id")
+
+    def dispatch(self, dispatch_id: int) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM dispatches WHERE id = ?", (dispatch_id,))
+
+    def finish_dispatch(
+        self, dispatch_id: int, now: str, message_key: str | None = None, error: str | None = None
+    ) -> None:
+        """Sent (with the message's id), or given up on (with why)."""
+        self.db.execute(
+            "UPDATE dispatches SET sent_at = ?, message_key = ?, error = ? WHERE id = ?",
+            (now, message_key, error, dispatch_id),
+        )
 
 
 def _prefix(text: str) -> str:

@@ -125,7 +125,7 @@ def test_queued_messages_move_onto_their_pages_in_order_and_pages_keep_their_las
     db_path,
 ) -> None:
     from mitreden.flows.messages import Attachment, Outbound, dump_outbound
-    from mitreden.store.store import WEB_LINES
+    from mitreden.store.conversations import WEB_LINES
 
     store = Store(db_path)
     now = "2026-12-04T12:00:00+00:00"

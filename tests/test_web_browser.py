@@ -40,7 +40,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from mitreden.app import App
 from mitreden.config import Settings
 from mitreden.flows.catalogue import Catalogue
-from mitreden.store.store import PARTICIPANT_TABLES
+from mitreden.store.privacy import PARTICIPANT_TABLES
 
 # How long to wait for a page to change before the test counts it as stuck (not a speed limit:
 # a page normally changes within a fraction of a second).

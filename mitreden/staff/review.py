@@ -16,7 +16,7 @@ from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.staff import Refusal
 from mitreden.store import Store, StoreError
-from mitreden.store.store import from_blob
+from mitreden.store.records import from_blob
 
 
 class GroupError(StoreError, Refusal):
