@@ -166,7 +166,7 @@ def set_language(turn: "Turn", step: Step, value: str) -> str | None:
         return RESUME
     if turn.consented():
         turn.say("welcome_back")
-        return "idea"
+        return turn.engine.flow.roles["idea"]
     return None
 
 
@@ -289,7 +289,7 @@ def save_idea(turn: "Turn", step: Step, text: str) -> str | None:
     if abuse.gibberish(text):
         turn.say("idea_gibberish")
         return step.name
-    editing = step.name != "idea"
+    editing = step.name != turn.engine.flow.roles["idea"]
     if not editing:
         turn.data.pop("idea_id", None)
         if _repeated(turn, text):

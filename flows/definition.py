@@ -51,6 +51,14 @@ class Flow:
     steps: dict[str, Step]
     commands: dict[str, str]
     """Every accepted command word -> the command it names."""
+    roles: dict[str, str]
+    """The steps the engine sends people to itself (`ROLES`) -> their names in this flow."""
+
+
+# What the engine needs a flow to name (the flow file's `roles`): the language question
+# (/sprache), the question before erasing (/loeschen), where /abbrechen leads, and the idea
+# question (an idea typed at any point goes there; workshops use its `validate`).
+ROLES = ("language", "delete", "cancelled", "idea")
 
 
 def _choices(raw: list | None) -> tuple[ChoiceSpec, ...]:
@@ -76,11 +84,18 @@ def load_flow(path: Path | None = None) -> Flow:
             spec["detect"] = tuple(str(language) for language in spec.get("detect", ()))
             steps[name] = Step(name=name, **spec)
         commands = {word: command for command, words in raw["commands"].items() for word in words}
-        flow = Flow(raw["start"], str(raw["consent_version"]), steps, commands)
+        roles = {str(role): str(step) for role, step in (raw.get("roles") or {}).items()}
+        flow = Flow(raw["start"], str(raw["consent_version"]), steps, commands, roles)
     except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
         raise FlowError(f"cannot read flow {path}: {err}") from err
     for step in flow.steps.values():
         unknown = [t for t in step.targets() if t not in flow.steps]
         if unknown:
             raise FlowError(f"{path}: step {step.name!r} leads to unknown {unknown}")
+    missing = [role for role in ROLES if role not in flow.roles]
+    if missing:
+        raise FlowError(f"{path}: roles must name the steps for {missing}")
+    unknown_steps = {r: s for r, s in flow.roles.items() if s not in flow.steps}
+    if unknown_steps:
+        raise FlowError(f"{path}: roles name unknown steps {unknown_steps}")
     return flow

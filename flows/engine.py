@@ -406,14 +406,14 @@ class Engine:
             turn.say("workshop_group_only")
             self.reprompt(turn)
         elif command in ("language", "delete"):
-            target = "language" if command == "language" else "confirm_delete"
+            target = self.flow.roles[command]
             if here not in ("", target):
                 turn.data["resume"] = here
             self.enter(turn, target)
         elif command == "cancel":
             for key in ("draft", "resume"):
                 turn.data.pop(key, None)
-            self.enter(turn, "cancelled")
+            self.enter(turn, self.flow.roles["cancelled"])
         elif command == "mydata":
             turn.out.append(mydata.reply(turn))
             self.reprompt(turn)
@@ -428,14 +428,14 @@ class Engine:
         if not turn.consented():
             self.enter(turn, self.flow.start)
             return
-        idea = self.flow.steps["idea"]
+        idea = self.flow.steps[self.flow.roles["idea"]]
         words = clean(turn.msg.text)
         if turn.msg.choice is None and len(words.split()) >= idea.validate.get("min_words", 1):
-            turn.conv.step = "idea"
+            turn.conv.step = idea.name
             self._answer(turn, idea)
         else:
             turn.say("welcome_back")
-            self.enter(turn, "idea")
+            self.enter(turn, idea.name)
 
     def resume(self, turn: Turn, fallback: str) -> None:
         """Go back to the step a command interrupted, asking its question again. An ended

@@ -129,7 +129,8 @@ def _idea(turn: "Turn", running: dict[str, Any] | None, text: str) -> None:
     if running is None:
         turn.say("workshop_none")
         return
-    validate = turn.engine.flow.steps["idea"].validate
+    flow = turn.engine.flow
+    validate = flow.steps[flow.roles["idea"]].validate
     limit = validate.get("max_chars", 2000)
     if not text:
         turn.say("workshop_idea_how")

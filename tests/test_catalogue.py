@@ -224,7 +224,8 @@ def test_unreadable_catalogue_is_a_clear_error(tmp_path: Path) -> None:
 def one_step_flow(tmp_path: Path, step: str) -> Path:
     path = tmp_path / "flow.yaml"
     path.write_text(
-        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n",
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n"
+        "roles: {language: a, delete: a, cancelled: a, idea: a}\n",
         encoding="utf-8",
     )
     return path
@@ -233,6 +234,24 @@ def one_step_flow(tmp_path: Path, step: str) -> Path:
 def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
     path = one_step_flow(tmp_path, "{ask: idea_question, input: text, next: nowhere}")
     with pytest.raises(FlowError, match="nowhere"):
+        load_flow(path)
+
+
+@pytest.mark.parametrize(
+    ("roles", "message"),
+    [
+        ("", "roles must name the steps for"),
+        ("roles: {language: a, delete: a, cancelled: a}", r"\['idea'\]"),
+        ("roles: {language: a, delete: gone, cancelled: a, idea: a}", "unknown steps"),
+    ],
+)
+def test_a_flow_names_the_steps_the_engine_needs(tmp_path: Path, roles: str, message: str) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n{roles}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FlowError, match=message):
         load_flow(path)
 
 
