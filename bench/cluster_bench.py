@@ -363,6 +363,12 @@ def print_dataset(result: DatasetResult) -> None:
         f"top-3 {m['zero_shot_top3']:.3f}, macro-F1 {m['zero_shot_macro_f1']:.3f}; "
         f"few-shot top-1 {few} ({m['fields']} fields)"
     )
+    field, points = max(m["drift_excess"].items(), key=lambda kv: kv[1])
+    print(
+        f"drift, a stream of 1,000 ideas confirmed as residents would: top-1 "
+        f"{m['drift_top1']:.3f}; most over-suggested {field}, {points:+.1f} points over its "
+        f"true share (goal: at most +5)"
+    )
     print(
         f"mitreden grouping: {m['groups']} groups, {m['new_topics']} texts in new topics; "
         f"whole evaluate() {m['evaluate_seconds']:.2f} s"

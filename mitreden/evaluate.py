@@ -9,6 +9,7 @@ import csv
 import random
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,9 @@ from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 
-SHOTS = (10, 30)
+SHOTS = (10, 30, 100)  # the learning curve; zero-shot is k = 0
+# The drift simulation: a stream of this many ideas, each confirmed as a resident would.
+DRIFT_IDEAS = 1000
 # Which k ideas are fed moves few-shot accuracy by up to 0.09 on the shared data sets, more
 # than k=10 vs k=30 does: the figure is the mean over this many random draws.
 DRAWS = 5
@@ -51,6 +54,10 @@ class EvalResult:
     zero_shot_top3: float
     zero_shot_macro_f1: float
     few_shot_top1: dict[str, float]
+    drift_top1: float
+    """Top-1 accuracy over the drift simulation's stream (see `_drift`)."""
+    drift_excess: dict[str, float]
+    """Per field: its share of first suggestions minus its true share, in points."""
     ari: float
     nmi: float
     groups: int
@@ -136,6 +143,7 @@ def evaluate(
             )
             for k in SHOTS
         }
+        drift_top1, drift_excess = _drift(embedder, taxonomy, store, vectors, labels, seed)
         cluster_seconds, grouping = _group(store, nlp, items, vectors, top[:, 0])
         store.close()
     return EvalResult(
@@ -148,6 +156,8 @@ def evaluate(
             f1_score(labels, top[:, 0], labels=sorted(set(labels)), average="macro")
         ),
         few_shot_top1=few_shot,
+        drift_top1=drift_top1,
+        drift_excess=drift_excess,
         ari=float(adjusted_rand_score(labels, grouping)),
         nmi=float(normalized_mutual_info_score(labels, grouping)),
         groups=len(set(grouping)),
@@ -179,6 +189,39 @@ def _few_shot(
     rest = ~fed
     best = np.array(suggester.field_ids)[_top(suggester, vectors[rest], 1)[:, 0]]
     return float(np.mean(best == labels[rest]))
+
+
+def _drift(
+    embedder: Embedder,
+    taxonomy: Taxonomy,
+    store: Store,
+    vectors: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+) -> tuple[float, dict[str, float]]:
+    """Whether the suggester learns from its own guesses. A stream of DRIFT_IDEAS ideas drawn
+    from the labelled ones (with replacement: the data sets are smaller), each suggested and
+    then confirmed as a resident would: the first suggestion whenever the true field is among
+    the top 3, else the true field; the suggester learns every confirmation, as the engine's
+    does. Returns the stream's top-1 accuracy and, per field, how many points its share of
+    first suggestions exceeds its true share."""
+    suggester = FieldSuggester(embedder, taxonomy, store)
+    rows = np.random.default_rng(seed).integers(0, len(labels), DRIFT_IDEAS)
+    suggested: Counter[str] = Counter()
+    true: Counter[str] = Counter()
+    hits = 0
+    for row in rows:
+        top3 = [field for field, _ in suggester.suggest(vectors[row], 3)]
+        truth = str(labels[row])
+        suggested[top3[0]] += 1
+        true[truth] += 1
+        hits += top3[0] == truth
+        suggester.learn(top3[0] if truth in top3 else truth, vectors[row])
+    excess = {
+        field: round(100 * (suggested[field] - true[field]) / DRIFT_IDEAS, 1)
+        for field in suggester.field_ids
+    }
+    return hits / DRIFT_IDEAS, excess
 
 
 def _group(
@@ -214,6 +257,11 @@ def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
     return random.Random(seed).sample(items, n)
 
 
+def _drifted(result: EvalResult) -> str:
+    field, points = max(result.drift_excess.items(), key=lambda kv: kv[1])
+    return f"top-1 {result.drift_top1:.3f}; {field} suggested {points:+.1f} points over its share"
+
+
 def as_table(result: EvalResult) -> str:
     few = ", ".join(f"{k}-shot {v:.3f}" for k, v in result.few_shot_top1.items())
     rows = [
@@ -222,6 +270,7 @@ def as_table(result: EvalResult) -> str:
         ("zero-shot top-1 / top-3", f"{result.zero_shot_top1:.3f} / {result.zero_shot_top3:.3f}"),
         ("zero-shot macro-F1", f"{result.zero_shot_macro_f1:.3f}"),
         (f"few-shot top-1 ({DRAWS} draws)", few),
+        (f"drift over {DRIFT_IDEAS} ideas", _drifted(result)),
         ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
         ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
         ("embedded per second", f"{result.embed_per_second:.1f}"),
