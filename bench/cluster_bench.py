@@ -367,7 +367,8 @@ def print_dataset(result: DatasetResult) -> None:
     print(
         f"drift, a stream of 1,000 ideas confirmed as residents would: top-1 "
         f"{m['drift_top1']:.3f}; most over-suggested {field}, {points:+.1f} points over its "
-        f"true share (goal: at most +5)"
+        f"true share (goal: at most +5); zero-shot alone, before anything is learnt: "
+        f"{max(m['zero_shot_excess'].values()):+.1f}"
     )
     print(
         f"mitreden grouping: {m['groups']} groups, {m['new_topics']} texts in new topics; "

@@ -58,6 +58,8 @@ class EvalResult:
     """Top-1 accuracy over the drift simulation's stream (see `_drift`)."""
     drift_excess: dict[str, float]
     """Per field: its share of first suggestions minus its true share, in points."""
+    zero_shot_excess: dict[str, float]
+    """The same for zero-shot suggestions of all the texts, before anything is learnt."""
     ari: float
     nmi: float
     groups: int
@@ -158,6 +160,7 @@ def evaluate(
         few_shot_top1=few_shot,
         drift_top1=drift_top1,
         drift_excess=drift_excess,
+        zero_shot_excess=_excess(Counter(top[:, 0].tolist()), Counter(labels.tolist()), field_ids),
         ari=float(adjusted_rand_score(labels, grouping)),
         nmi=float(normalized_mutual_info_score(labels, grouping)),
         groups=len(set(grouping)),
@@ -217,11 +220,15 @@ def _drift(
         true[truth] += 1
         hits += top3[0] == truth
         suggester.learn(top3[0] if truth in top3 else truth, vectors[row])
-    excess = {
-        field: round(100 * (suggested[field] - true[field]) / DRIFT_IDEAS, 1)
-        for field in suggester.field_ids
-    }
-    return hits / DRIFT_IDEAS, excess
+    return hits / DRIFT_IDEAS, _excess(suggested, true, suggester.field_ids)
+
+
+def _excess(
+    suggested: Counter, true: Counter, field_ids: "list[str] | np.ndarray"
+) -> dict[str, float]:
+    """Per field, how many points its share of suggestions exceeds its true share."""
+    total = sum(true.values())
+    return {str(f): round(100 * (suggested[f] - true[f]) / total, 1) for f in field_ids}
 
 
 def _group(
@@ -259,7 +266,11 @@ def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
 
 def _drifted(result: EvalResult) -> str:
     field, points = max(result.drift_excess.items(), key=lambda kv: kv[1])
-    return f"top-1 {result.drift_top1:.3f}; {field} suggested {points:+.1f} points over its share"
+    before = max(result.zero_shot_excess.values())
+    return (
+        f"top-1 {result.drift_top1:.3f}; {field} suggested {points:+.1f} points over its "
+        f"share (zero-shot alone: {before:+.1f})"
+    )
 
 
 def as_table(result: EvalResult) -> str:
