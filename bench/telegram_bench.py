@@ -196,6 +196,13 @@ def echo_app(server: BenchServer, limiter: bool) -> Application:
 class Result(common.ChatResult):
     requests: Counter[str] = field(default_factory=Counter)
     api_errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0
+    """CPU time of this process (bot, test server and residents) while the clock ran: what
+    an update costs, apart from how many the wall clock lets through."""
+
+    @property
+    def cpu_ms_per_update(self) -> float:
+        return 1000 * self.cpu_s / self.answered if self.answered else math.nan
 
     def per_update(self, method: str | None = None) -> float:
         count = self.requests[method] if method else sum(self.requests.values())
@@ -228,7 +235,9 @@ async def converse(server: BenchServer, script: Script, result: Result, timeout:
     before = len(server.requests)
 
     stops = (TimeoutError, common.BotFailed, ValueError, StopIteration, IndexError)
+    cpu = time.process_time()
     begin, result.answered = await common.chat_all(residents, script, result, stops)
+    result.cpu_s = time.process_time() - cpu
     window = [q for q in server.requests[before:] if q.at <= begin + result.seconds]
     result.requests = Counter(q.method for q in window)
     result.api_errors = [
@@ -286,6 +295,7 @@ def summary(result: Result, echo: Result | None) -> JSON:
         "send_message_per_s": round(result.requests["sendMessage"] / result.seconds, 1)
         if result.seconds
         else None,
+        "cpu_ms_per_update": common.json_ms(result.cpu_ms_per_update),
         "engine_calls": result.engine_calls,
         "engine_s": round(result.engine_s, 3),
         "setup_s": round(result.setup_s, 3),
@@ -329,7 +339,8 @@ def print_report(results: list[Result], env: JSON) -> None:
         line = (
             f"{r.config}: per update {calls}; sendMessage {sends:.1f}/s; "
             f"whole answer p50/p95 {common.ms_at(r.answer_ms, 50)}/"
-            f"{common.ms_at(r.answer_ms, 95)} ms"
+            f"{common.ms_at(r.answer_ms, 95)} ms; CPU {common.ms(r.cpu_ms_per_update, 2)} ms per "
+            f"update (bot, test server and residents, one process)"
         )
         if r.engine_calls:
             busy = r.engine_s / r.seconds if r.seconds else math.nan
