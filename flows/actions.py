@@ -359,7 +359,7 @@ def _store(turn: "Turn") -> None:
         turn.data.pop("workshop")
         joined = None
     idea_id, suggestions = keep_idea(turn, text, joined["id"] if joined else None, found, kept)
-    turn.data.update(idea_id=idea_id, suggestions=suggestions)
+    turn.data["idea_id"], turn.data["suggestions"] = idea_id, suggestions
     if joined is not None:
         language = joined["language"]
         notice = turn.engine.catalogue.text(

@@ -14,7 +14,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from mitreden.flows import actions, limits, mydata, workshop
 from mitreden.flows.catalogue import Catalogue
@@ -28,6 +28,7 @@ from mitreden.flows.messages import (
     dump_outbound,
     load_outbound,
 )
+from mitreden.flows.state import State
 from mitreden.logs import describe
 from mitreden.nlp import languages
 from mitreden.nlp.pipeline import IdeaNlp
@@ -115,8 +116,9 @@ class Turn:
         return self.language or self.conv.language
 
     @property
-    def data(self) -> dict[str, Any]:
-        return self.conv.data
+    def data(self) -> State:
+        """The conversation's memory (flows/state.py), stored with it as JSON."""
+        return cast(State, self.conv.data)
 
     def text(self, key: str, **params: object) -> str:
         return self.engine.catalogue.text(self.lang, key, **params)
@@ -381,9 +383,10 @@ class Engine:
         After a long pause the words of an unfinished idea are kept too (a /start is asked
         for, so it drops them)."""
         keys = (workshop.WAITING, *limits.KEYS, *(("draft",) if keep_draft else ()))
-        kept = {k: turn.data[k] for k in keys if turn.data.get(k)}
+        old = turn.conv.data  # copied by name: the state as the store keeps it
+        kept = {k: old[k] for k in keys if old.get(k)}
         turn.conv = self._fresh(turn.conv.participant_id, self.clock(), turn.lang)
-        turn.data.update(kept)
+        turn.conv.data.update(kept)
 
     def _start(self, turn: Turn, payload: str) -> None:
         """A fresh start; through a workshop's link, the ideas also count for that workshop."""
@@ -411,8 +414,8 @@ class Engine:
                 turn.data["resume"] = here
             self.enter(turn, target)
         elif command == "cancel":
-            for key in ("draft", "resume"):
-                turn.data.pop(key, None)
+            turn.data.pop("draft", None)
+            turn.data.pop("resume", None)
             self.enter(turn, self.flow.roles["cancelled"])
         elif command == "mydata":
             turn.out.append(mydata.reply(turn))

@@ -8,7 +8,8 @@ so nothing a person typed is lost. Ideas per day are counted at the idea step
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+
+from mitreden.flows.state import State
 
 WINDOW = timedelta(minutes=1)
 # What of a conversation's state a fresh start keeps: counting starts over for nobody.
@@ -22,10 +23,11 @@ class Limits:
     ideas_per_day: int = 10
 
 
-def rate(state: dict[str, Any], now: datetime, limit: int) -> str:
+def rate(state: State, now: datetime, limit: int) -> str:
     """Count one message in the conversation's state: "ok", "warn" for the first message over
     the limit in a minute, "quiet" for the rest of that minute."""
-    start, count, warned = state.get("rate", ["", 0, False])
+    counted = state.get("rate")
+    start, count, warned = counted if counted else ("", 0, False)
     if not start or now - datetime.fromisoformat(start) >= WINDOW:
         start, count, warned = now.isoformat(timespec="seconds"), 0, False
     count += 1

@@ -141,7 +141,7 @@ def _idea(turn: "Turn", running: dict[str, Any] | None, text: str) -> None:
     elif turn.consented():
         _keep(turn, running, text)
     else:
-        waiting = turn.data.setdefault(WAITING, {"ask": secrets.token_hex(4), "ideas": []})
+        waiting = turn.data.setdefault("room_drafts", {"ask": secrets.token_hex(4), "ideas": []})
         if len(waiting["ideas"]) >= WAITING_LIMIT:
             turn.say("workshop_consent_first")
             return
@@ -177,10 +177,10 @@ def _press(turn: "Turn", value: str) -> None:
     by anyone else changes nothing and is not answered, so the group is not flooded."""
     consent = CONSENT_CHOICE.match(value)
     if consent is not None:
-        waiting = turn.data.get(WAITING)
+        waiting = turn.data.get("room_drafts")
         if not waiting or waiting["ask"] != consent.group(2):
             return
-        del turn.data[WAITING]
+        del turn.data["room_drafts"]
         if consent.group(1) == "no":
             turn.out.append(Outbound(turn.text("workshop_declined"), edit=True))
             return
