@@ -101,6 +101,11 @@ def share_of_echo(result: Rated, echo: Rated | None, echoes: Sequence[str]) -> f
     return result.per_s / echo.per_s
 
 
+def json_share(share: float) -> float | None:
+    """A share for the JSON: NaN (nothing to compare with) is null."""
+    return None if math.isnan(share) else round(share, 3)
+
+
 def percent(share: float) -> str:
     return "-" if math.isnan(share) else f"{share:.0%}"
 
@@ -124,7 +129,7 @@ def share_goal(share: float, goal: float, clean: bool) -> JSON:
     """A throughput goal: mitreden's share of the echo bot's rate, met only without failures."""
     return {
         "goal": f">= {goal:.0%}",
-        "value": None if math.isnan(share) else round(share, 3),
+        "value": json_share(share),
         "met": not math.isnan(share) and share >= goal and clean,
     }
 

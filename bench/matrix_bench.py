@@ -560,7 +560,7 @@ def summary(result: Result, echo: Result | None) -> JSON:
         "messages_per_s": round(result.per_s, 1),
         **common.latencies(result.reply_ms, result.answer_ms),
         "errors": result.errors,
-        "share_of_echo": None if math.isnan(share) else round(share, 3),
+        "share_of_echo": common.json_share(share),
         "rate_limited": result.rate_limited,
         "synapse_cpu_s": common.json_ms(result.synapse_cpu_s),
         "bench_cpu_s": common.json_ms(result.bench_cpu_s),
@@ -597,7 +597,7 @@ def print_report(results: list[Result], env: JSON) -> None:
         print(
             f"| {r.config} | {r.residents} | {r.answered} | {r.seconds:.2f} | {r.per_s:.1f} "
             f"| {common.ms_at(r.reply_ms, 50)} | {common.ms_at(r.reply_ms, 95)} "
-            f"| {r.errors} | {'-' if math.isnan(share) else f'{share:.0%}'} |"
+            f"| {r.errors} | {common.percent(share)} |"
         )
     print()
     for r in results:

@@ -288,7 +288,7 @@ def summary(result: Result, echo: Result | None) -> JSON:
         "seconds": round(result.seconds, 3),
         "updates_per_s": round(result.per_s, 1),
         **common.latencies(result.reply_ms, result.answer_ms),
-        "share_of_echo": None if math.isnan(share) else round(share, 3),
+        "share_of_echo": common.json_share(share),
         "requests_per_update": {
             method: round(result.per_update(method), 3) for method in sorted(result.requests)
         },

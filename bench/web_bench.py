@@ -49,6 +49,7 @@ from typing import Any
 import aiohttp
 from _common import (
     json_ms,
+    json_share,
     machine,
     machine_line,
     ms,
@@ -771,7 +772,7 @@ def summary(result: Result, echo: Result | None) -> JSON:
             "messages": result.messages,
             "seconds": round(result.seconds, 3),
             "messages_per_s": round(result.per_s, 1),
-            "share_of_echo": None if math.isnan(share) else round(share, 3),
+            "share_of_echo": json_share(share),
             **{f"reply_p{p}_ms": json_ms(percentile(result.latency_ms, p)) for p in (50, 95)},
             "server_cpu_s": None if result.server_cpu_s is None else round(result.server_cpu_s, 2),
             "bench_cpu_s": round(result.bench_cpu_s, 2),
