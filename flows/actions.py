@@ -180,7 +180,7 @@ def give_consent(turn: "Turn") -> None:
 @action("record_consent")
 def record_consent(turn: "Turn", step: Step, value: str) -> str | None:
     pid, version = turn.conv.participant_id, turn.engine.flow.consent_version
-    if value == "yes":
+    if value == turn.engine.flow.answers["yes"]:
         give_consent(turn)
     elif turn.store.consented_version(pid) is not None:
         # Withdrawing an earlier consent is recorded; a first "no" leaves no trace at all.
@@ -330,7 +330,7 @@ def _over_daily_limit(turn: "Turn") -> bool:
 def preview(turn: "Turn", step: Step, value: str) -> str | None:
     """The author's answer to the preview: fine, change the words (routed by the flow), or a
     word to keep because it is no personal data, recorded for this idea only."""
-    if value == "change":
+    if value == turn.engine.flow.answers["change"]:
         return None
     if value.startswith("keep:"):
         found = _findings(turn)
@@ -385,8 +385,9 @@ def confirm(turn: "Turn", idea_id: int, field: str | None) -> None:
 
 @action("confirm_field")
 def confirm_field(turn: "Turn", step: Step, value: str) -> str | None:
-    if value not in ("other", "change"):
-        confirm(turn, turn.data["idea_id"], None if value == "unsure" else value)
+    answers = turn.engine.flow.answers
+    if value not in (answers["other"], answers["change"]):
+        confirm(turn, turn.data["idea_id"], None if value == answers["unsure"] else value)
     return None
 
 
@@ -400,7 +401,7 @@ def set_idea_detail(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("set_notify")
 def set_notify(turn: "Turn", step: Step, value: str) -> str | None:
-    wanted = value == "yes"
+    wanted = value == turn.engine.flow.answers["yes"]
     turn.store.update_idea(turn.data["idea_id"], notify=int(wanted), updated_at=turn.now)
     if wanted and turn.msg.address:
         turn.store.set_contact(
@@ -411,7 +412,7 @@ def set_notify(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("support")
 def support(turn: "Turn", step: Step, value: str) -> str | None:
-    if value != "none" and _shareable(turn.store.idea(int(value))):
+    if value != turn.engine.flow.answers["none"] and _shareable(turn.store.idea(int(value))):
         turn.store.add_support(turn.conv.participant_id, int(value), turn.now)
         turn.store.audit(turn.now, "participant", "idea.supported", f"idea:{value}")
         turn.say("support_saved")
@@ -420,7 +421,7 @@ def support(turn: "Turn", step: Step, value: str) -> str | None:
 
 @action("erase")
 def erase(turn: "Turn", step: Step, value: str) -> str | None:
-    if value != "yes":
+    if value != turn.engine.flow.answers["yes"]:
         turn.say("delete_cancelled")
         return RESUME
     pid = turn.conv.participant_id

@@ -601,7 +601,8 @@ class Engine:
             return labels[typed]
         if typed in values:
             return typed
-        for value, words in (("yes", "words_yes"), ("no", "words_no"), (SKIP, "words_skip")):
+        yes, no = self.flow.answers["yes"], self.flow.answers["no"]
+        for value, words in ((yes, "words_yes"), (no, "words_no"), (SKIP, "words_skip")):
             if value in values and typed in self.catalogue.words(turn.lang, words):
                 return value
         starts = [v for label, v in labels.items() if len(typed) >= 3 and label.startswith(typed)]

