@@ -41,8 +41,6 @@ import argparse
 import asyncio
 import concurrent.futures
 import cProfile
-import csv
-import functools
 import html
 import json
 import math
@@ -65,22 +63,32 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from _common import finish, log, percentile
+from _common import (
+    ACTOR_GROUPS,
+    AGE_BANDS,
+    CHANNELS,
+    REASONS,
+    address,
+    finish,
+    labelled_texts,
+    log,
+    percentile,
+    pools,
+    stamp,
+    unit,
+    varied,
+)
+from _common import DISTRICT_NAMES as DISTRICTS
 
 from mitreden import reports
 from mitreden.app import App
 from mitreden.config import Settings, load_settings
 from mitreden.nlp.clusters import NEW_TOPICS
-from mitreden.nlp.redact import find, visible
 from mitreden.nlp.taxonomy import load_taxonomy
 from mitreden.staff import accounts, forwarding, summaries
 from mitreden.store import Store
 
 HERE = Path(__file__).resolve().parent
-DATASETS = (
-    HERE / "datasets" / "cycling_dialogues_de.csv",
-    HERE / "datasets" / "ordnungsamt_berlin_de.csv",
-)
 JSON = dict[str, Any]
 SIZES = (1_000, 100_000)
 DIMENSION = 384
@@ -91,85 +99,18 @@ MIN_WARM = 2
 NAME, PASSWORD = "moderator", "bench password, not secret"
 ACTOR = f"staff:{NAME}"
 LANGUAGE = "de"
-# Texts a resident would type into a chat: no one-word notes, no essays.
-SHORTEST, LONGEST = 20, 400
 DAYS = 56
 NEW_TOPIC_SHARE = 0.02
 UNGROUPED_SHARE = 0.03
 IDEAS_PER_GROUP = 20
 GROUPS_PER_FIELD = (10, 40)
-DISTRICTS = {
-    "charlottenburg-wilmersdorf": "Charlottenburg-Wilmersdorf",
-    "friedrichshain-kreuzberg": "Friedrichshain-Kreuzberg",
-    "lichtenberg": "Lichtenberg",
-    "marzahn-hellersdorf": "Marzahn-Hellersdorf",
-    "mitte": "Mitte",
-    "neukoelln": "Neukölln",
-    "pankow": "Pankow",
-    "reinickendorf": "Reinickendorf",
-    "spandau": "Spandau",
-    "steglitz-zehlendorf": "Steglitz-Zehlendorf",
-    "tempelhof-schoeneberg": "Tempelhof-Schöneberg",
-    "treptow-koepenick": "Treptow-Köpenick",
-}
-AGE_BANDS = ("under-14", "14-17", "18-29", "30-49", "50-64", "65-plus")
-ACTOR_GROUPS = ("resident", "civil-society", "business", "science", "administration", "politics")
-CHANNELS = (("web", 0.5), ("telegram", 0.35), ("matrix", 0.15))
-REASONS = ("off_topic", "spam", "duplicate", "personal_data")
-# The variations: ASCII lead-ins (so the stored findings only shift by their length) and a
-# closing sentence that names the idea's district.
-LEAD_INS = ("", "", "", "Vorschlag: ", "Meine Idee: ", "Anregung: ", "Wichtig: ")
-CLOSINGS = (
-    "",
-    "",
-    " Das betrifft vor allem {d}.",
-    " In {d} wäre das dringend nötig.",
-    " Gilt auch für {d}.",
-    " So ist es zum Beispiel in {d}.",
-)
 # mitreden's own code in a profile, by its path in the repository.
 OURS = ("mitreden/", "nlp/", "store/", "bot/", "flows/")
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 LOGIN_FORM = 'action="/staff/login"'
 
 
-def stamp(when: datetime) -> str:
-    return when.isoformat(timespec="seconds")
-
-
 # building a database (in the child process)
-
-
-@functools.cache
-def labelled_texts() -> dict[str, list[str]]:
-    """German texts of a chat message's length by their data set's label, biggest label first."""
-    by_label: dict[str, list[str]] = {}
-    for path in DATASETS:
-        with path.open(encoding="utf-8", newline="") as f:
-            for row in csv.DictReader(f):
-                text = " ".join(row["text"].split())
-                if SHORTEST <= len(text) <= LONGEST:
-                    by_label.setdefault(f"{path.stem}:{row['label']}", []).append(text)
-    return dict(sorted(by_label.items(), key=lambda item: (-len(item[1]), item[0])))
-
-
-@functools.cache
-def spans(text: str) -> tuple[tuple[str, int, int], ...]:
-    """The personal data `nlp.redact.find` sees in a base text, as the chat stores it."""
-    return tuple((f.kind, f.start, f.end) for f in find(visible(text)))
-
-
-def pools(fields: list[str], rng: np.random.Generator) -> dict[str, list[list[str]]]:
-    """Each field's texts, as lists by label: the labels dealt out to the fields in turn."""
-    order = list(rng.permutation(fields))
-    out: dict[str, list[list[str]]] = {f: [] for f in fields}
-    for n, texts in enumerate(labelled_texts().values()):
-        out[order[n % len(order)]].append(texts)
-    return out
-
-
-def unit(vectors: np.ndarray) -> np.ndarray:
-    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
 
 
 @dataclass
@@ -208,15 +149,6 @@ def make_lane(
         centre,
         [t for label in labels for t in label],
     )
-
-
-def varied(base: str, district: str | None, rng: np.random.Generator) -> tuple[str, str]:
-    """A text with a lead-in and a closing naming its district, and its findings as JSON."""
-    lead = LEAD_INS[rng.integers(len(LEAD_INS))]
-    closing = CLOSINGS[rng.integers(len(CLOSINGS))] if district else ""
-    text = lead + base + closing.format(d=DISTRICTS.get(district or "", "Berlin"))
-    shifted = [[kind, start + len(lead), end + len(lead)] for kind, start, end in spans(base)]
-    return text, json.dumps(shifted)
 
 
 def build(path: str, count: int, seed: int) -> JSON:
@@ -380,15 +312,6 @@ def build(path: str, count: int, seed: int) -> JSON:
         "audit": len(audit),
         "mb": round(os.path.getsize(path) / 2**20, 1),
     }
-
-
-def address(participant: str) -> str:
-    """Where a notice goes: the web chat's page is the participant's own."""
-    channel, _, number = participant.partition(":")
-    digits = number.rsplit("-", 1)[-1]
-    return {"web": participant, "telegram": str(10**9 + int(digits))}.get(
-        channel, f"!bench{digits}:example.org"
-    )
 
 
 # memory
