@@ -9,9 +9,9 @@ name or street that one resident wrote never labels a group.
 """
 
 import functools
+import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 from mitreden.data import filler_words_path
@@ -48,20 +48,21 @@ def pipeline(language: str) -> "Language":
 
 
 class Analysed(NamedTuple):
-    """One idea, read once: its content lemmas (lower-cased keys) and its sentences.
+    """One idea, read once: its content lemmas as written, space-separated (a German noun
+    keeps its capital; `keys` gives the lower-cased ones words are counted by), and its
+    sentences. Plain strings, so that it is stored as it is (`Store.keep_readings`) and read
+    back without parsing."""
 
-    Tuples and a dict of strings: the dashboard keeps one per idea, and Python's garbage
-    collector stops looking at tuples and dicts of strings, where lists would each be one
-    more object for every full collection to visit (two per idea)."""
-
-    lemmas: tuple[str, ...]
-    shown: dict[str, str]
-    """How each lemma key is best written (a German noun keeps its capital)."""
+    words: str
     sentences: tuple[str, ...]
 
 
+def keys(words: str) -> list[str]:
+    return words.lower().split()
+
+
 def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
-    out: list[Analysed] = [Analysed((), {}, ()) for _ in texts]
+    out: list[Analysed] = [Analysed("", ()) for _ in texts]
     by_language: dict[str, list[int]] = {}
     for i, language in enumerate(languages):
         by_language.setdefault(language or "de", []).append(i)
@@ -69,9 +70,9 @@ def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
         nlp = pipeline(language)
         for row, doc in zip(rows, nlp.pipe(texts[i] for i in rows), strict=True):
             lemmas: list[str] = []
-            shown: dict[str, str] = {}
             for token in doc:
-                lemma = token.lemma_ or token.text
+                # A lookup table's lemma with a space in it would read back as two words.
+                lemma = "".join((token.lemma_ or token.text).split()) or token.text
                 key = lemma.lower()
                 if (
                     not token.is_alpha
@@ -81,58 +82,46 @@ def analyse(texts: list[str], languages: list[str]) -> list[Analysed]:
                     or key in filler_words()
                 ):
                     continue
-                lemmas.append(key)
-                shown.setdefault(key, lemma)
+                lemmas.append(lemma)
             sentences = tuple(s.text.strip() for s in doc.sents if s.text.strip())
-            out[row] = Analysed(tuple(lemmas), shown, sentences)
+            out[row] = Analysed(" ".join(lemmas), sentences)
     return out
 
 
-@dataclass
-class Words:
-    """A group's lemmas: how often each is used, and by how many of its ideas."""
+class Vocabulary(NamedTuple):
+    """The words of every idea read: what a group's words are weighed against."""
 
-    count: Counter[str] = field(default_factory=Counter)
-    ideas_using: Counter[str] = field(default_factory=Counter)
-
-
-def words(members: list[Analysed]) -> Words:
-    result = Words()
-    for idea in members:
-        result.count.update(idea.lemmas)
-        result.ideas_using.update(set(idea.lemmas))
-    return result
+    uses: dict[str, int]
+    ideas_using: dict[str, int]
+    average: float
+    """words per group"""
 
 
-def weights(groups: list[Words], wanted: list[int]) -> list[dict[str, float]]:
-    """c-TF-IDF weight of each eligible lemma in the groups at the indexes `wanted`, weighed
-    against all `groups`."""
-    ideas_using: Counter[str] = Counter()
-    totals: Counter[str] = Counter()
-    for group in groups:
-        ideas_using.update(group.ideas_using)
-        totals.update(group.count)
-    average = sum(totals.values()) / max(len(groups), 1)
-    result = []
-    for index in wanted:
-        count = groups[index].count
-        size = sum(count.values()) or 1
-        result.append(
-            {
-                word: n / size * math.log(1 + average / totals[word])
-                for word, n in count.items()
-                if ideas_using[word] >= MIN_IDEAS_PER_WORD
-            }
-        )
-    return result
+def vocabulary(counted: list[tuple[str, int, int]], groups: int) -> Vocabulary:
+    """The vocabulary of (word, uses, ideas using it) in `groups` groups (`Store.vocabulary`)."""
+    uses = {word: n for word, n, _ in counted}
+    return Vocabulary(
+        uses, {word: ideas for word, _, ideas in counted}, sum(uses.values()) / max(groups, 1)
+    )
 
 
-def label(members: list[Analysed], weight: dict[str, float], words: int = 3) -> list[str]:
-    """The top words of a group, skipping one that repeats another (Radweg, Radwege)."""
-    shown: dict[str, str] = {}
-    for idea in members:
-        for key, text in idea.shown.items():
-            shown.setdefault(key, text)
+def weights(
+    members: list[str], vocabulary: Vocabulary, least_ideas: int = MIN_IDEAS_PER_WORD
+) -> dict[str, float]:
+    """c-TF-IDF weight of each lemma in a group's `members` (their readings' words) that at
+    least `least_ideas` ideas use, weighed against all groups."""
+    count = Counter(itertools.chain.from_iterable(map(keys, members)))
+    size = sum(count.values()) or 1
+    return {
+        word: n / size * math.log(1 + vocabulary.average / max(vocabulary.uses.get(word, 0), n))
+        for word, n in count.items()
+        if vocabulary.ideas_using.get(word, 1) >= least_ideas
+    }
+
+
+def label(members: list[str], weight: dict[str, float], words: int = 3) -> list[str]:
+    """The top words of a group, skipping one that repeats another (Radweg, Radwege), as the
+    first of its `members` (their readings' words) wrote them."""
     chosen: list[str] = []
     for key in sorted(weight, key=lambda k: (-weight[k], k)):
         if any(key in other or other in key for other in chosen):
@@ -140,10 +129,18 @@ def label(members: list[Analysed], weight: dict[str, float], words: int = 3) -> 
         chosen.append(key)
         if len(chosen) == words:
             break
+    shown: dict[str, str] = {}
+    for text in itertools.chain.from_iterable(map(str.split, members)):
+        if text.lower() in chosen:
+            shown.setdefault(text.lower(), text)
+            if len(shown) == len(chosen):
+                break
     return [shown[key] for key in chosen]
 
 
-def sentence_score(sentence: str, idea: Analysed, weight: dict[str, float]) -> float:
-    """How much of the group's vocabulary a sentence carries, per word, so length is not merit."""
-    words = [w for w in idea.lemmas if w.lower() in sentence.lower()]
-    return sum(weight.get(w, 0.0) for w in words) / math.sqrt(len(sentence.split()) or 1)
+def sentence_score(sentence: str, words: str, weight: dict[str, float]) -> float:
+    """How much of the group's vocabulary a sentence carries, per word, so length is not merit;
+    `words` are the reading's of the idea it is from."""
+    lower = sentence.lower()
+    found = [w for w in keys(words) if w in lower]
+    return sum(weight.get(w, 0.0) for w in found) / math.sqrt(len(sentence.split()) or 1)

@@ -4,15 +4,14 @@ redacted, picked because it carries the group's most telling words.
 
 Summaries are derived from the store each time they are asked for and never stored, so an
 idea erased by /loeschen is gone from the next summary without anything to clean up. Reading an
-idea (spaCy's tokens, lemmas and sentences) is the slow part, so each idea's reading is kept in
-memory while its text stays the same (`Readings`); the dashboard's pages then read only what is
-new, and an erased idea's reading is dropped by the next summary.
+idea (spaCy's tokens, lemmas and sentences) is the slow part, so each idea is read once and its
+reading kept in the store (`Store.keep_readings`), which drops it with the idea or when the
+idea's words change; a summary then reads only what is new.
 """
 
-import itertools
-import threading
+import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +20,7 @@ from mitreden.nlp import findings, keywords
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
+from mitreden.store.ideas import IdeaFacts
 
 REPRESENTATIVES = 3
 SUMMARY_SENTENCES = 2
@@ -54,66 +54,34 @@ class FieldSummary:
     ungrouped: int = 0
 
 
-class Readings:
-    """Each idea's reading (`keywords.analyse` of its marked text), kept while the idea's text,
-    findings and language stay the same, and each group's words counted, kept while its
-    members and their readings stay the same. Safe to share between the engine's thread and
-    the pages' thread."""
+READ_AT_ONCE = 2000
+"""Ideas read and kept in one transaction: the engine's writes wait for at most one part."""
+SENTENCES_READ_AT_ONCE = 8
 
-    def __init__(self) -> None:
-        # Per idea id, in dicts of their own: Python's garbage collector leaves dicts of
-        # numbers alone, where a tuple per idea would be one more object for it to visit.
-        self._kept: dict[int, keywords.Analysed] = {}
-        self._fingerprints: dict[int, int] = {}
-        self._serials_of: dict[int, int] = {}
-        """when each reading was made: a group's words are counted again when one is newer"""
-        self._words: dict[tuple[int, ...], tuple[int, keywords.Words]] = {}
-        """member ids: (newest serial among their readings, their words)"""
-        self._serials = itertools.count()
-        self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        """How many ideas' readings are kept."""
-        return len(self._kept)
-
-    def of(self, ideas: Mapping[int, Mapping], wanted: list[int]) -> dict[int, keywords.Analysed]:
-        """The readings of the ideas `wanted` (ids in `ideas`); readings of ideas that are no
-        longer in `ideas` are forgotten, so erased words do not stay in memory."""
-        with self._lock:
-            for gone in self._kept.keys() - ideas.keys():
-                del self._kept[gone], self._fingerprints[gone], self._serials_of[gone]
-            seen = {i: _fingerprint(ideas[i]) for i in wanted}
-            new = [i for i in wanted if self._fingerprints.get(i) != seen[i]]
-            read = keywords.analyse(
-                [findings.marked(ideas[i]) for i in new], [ideas[i]["language"] for i in new]
+def read_new_ideas(store: Store, idea_ids: Iterable[int]) -> int:
+    """Read those of these ideas that have no reading yet and keep the readings; returns how
+    many. After a start on an old database this is every idea once (30 s at 100,000), which
+    the dashboard does beside its start; after that only what is new."""
+    unread = store.unread(idea_ids)
+    kept = 0
+    for start in range(0, len(unread), READ_AT_ONCE):
+        part = unread[start : start + READ_AT_ONCE]
+        made = keywords.analyse(
+            [findings.marked(u._asdict()) for u in part],
+            [u.language or "de" for u in part],
+        )
+        with store.transaction():
+            kept += store.keep_readings(
+                (
+                    u,
+                    m.words,
+                    json.dumps(keywords.keys(m.words), ensure_ascii=False),
+                    json.dumps(m.sentences, ensure_ascii=False),
+                )
+                for u, m in zip(part, made, strict=True)
             )
-            for i, analysed in zip(new, read, strict=True):
-                self._kept[i], self._fingerprints[i] = analysed, seen[i]
-                self._serials_of[i] = next(self._serials)
-            return {i: self._kept[i] for i in wanted}
-
-    def words(self, groups: list[list[int]]) -> list[keywords.Words]:
-        """Each group's words (its members read by `of` before); only these groups' are kept."""
-        with self._lock:
-            result, kept = [], {}
-            for ids in groups:
-                key = tuple(ids)
-                newest = max((self._serials_of[i] for i in ids), default=-1)
-                known = self._words.get(key)
-                if known is None or known[0] != newest:
-                    known = (newest, keywords.words([self._kept[i] for i in ids]))
-                kept[key] = known
-                result.append(known[1])
-            self._words = kept
-            return result
-
-
-def _fingerprint(idea: Mapping) -> int:
-    return hash((idea["text"], idea["findings"], idea["language"]))
-
-
-READINGS = Readings()
-"""The readings of this process: one store per process, so one set of readings."""
+    return kept
 
 
 def _shorten(sentence: str) -> str:
@@ -128,62 +96,57 @@ def summarize(
     redaction: Mapping[str, str],
     language: str = "de",
     only: str | None = None,
-    readings: Readings = READINGS,
 ) -> list[FieldSummary]:
     """Summaries per lane (fields in taxonomy order, new topics last); `only` picks one lane.
 
-    Ideas a moderator rejected are left out; pending and approved ones count."""
-    ideas = {row["id"]: row for row in store.ideas() if row["review"] != "rejected"}
-    supporters = store.supporters()
+    Ideas a moderator rejected are left out; pending and approved ones count. Only the lanes
+    asked for are read beyond their words, so one field costs little more than its own ideas."""
+    rejected = store.rejected()
     clusters = {row["id"]: row for row in store.clusters()}
     shown_as = {cid: _final(cid, clusters) for cid in clusters}
     members: dict[int, list[tuple[int, int | None]]] = {}
     for idea_id, cluster_id, _, duplicate_of in store.memberships():
-        if idea_id not in ideas:
-            continue
-        members.setdefault(shown_as[cluster_id], []).append((idea_id, duplicate_of))
-    lanes: dict[str, list[int]] = {}
-    for cid in members:
-        lanes.setdefault(clusters[cid]["lane"], []).append(cid)
-    grouped = {idea_id for entries in members.values() for idea_id, _ in entries}
-
-    # Words are weighed across every group of every field, so a word residents use all over
-    # ("bitte", "Straße") labels none; the same labels whether one field is asked for or all.
-    cids = list(members)
-    ids_per_group = [[i for i, _ in members[cid]] for cid in cids]
-    read = readings.of(ideas, [i for ids in ids_per_group for i in ids])
-    analysed = {
-        cid: {i: read[i] for i in ids} for cid, ids in zip(cids, ids_per_group, strict=True)
-    }
-    wanted = [k for k, cid in enumerate(cids) if not only or clusters[cid]["lane"] == only]
-    weighed = keywords.weights(readings.words(ids_per_group), wanted)
-    weights = {cids[k]: weight for k, weight in zip(wanted, weighed, strict=True)}
+        if idea_id not in rejected:
+            # A near-duplicate of a rejected idea stands for itself.
+            leader = None if duplicate_of in rejected else duplicate_of
+            members.setdefault(shown_as[cluster_id], []).append((idea_id, leader))
+    read_new_ideas(store, (i for entries in members.values() for i, _ in entries))
+    # Words are weighed across every idea read, so a word residents use all over ("bitte",
+    # "Straße") labels none; the same labels whether one field is asked for or all.
+    vocabulary = keywords.vocabulary(store.vocabulary(), len(members))
 
     order = [f.id for f in taxonomy.leaves] + [NEW_TOPICS]
+    lanes: dict[str, list[int]] = {lane: [] for lane in order if not only or lane == only}
+    for cid in members:
+        if clusters[cid]["lane"] in lanes:
+            lanes[clusters[cid]["lane"]].append(cid)
+    ungrouped: dict[str, list[int]] = {lane: [] for lane in lanes}
+    ideas = {}
+    for fact in store.ungrouped_facts():
+        if fact.lane in ungrouped:
+            ungrouped[fact.lane].append(fact.id)
+            ideas[fact.id] = fact
+    wanted = [i for cids in lanes.values() for cid in cids for i, _ in members[cid]]
+    ideas.update(store.idea_facts(wanted))
+    supporters = store.supporters(None if only is None else list(ideas))
+    vectors = store.vectors(wanted)
+    words = store.readings(wanted, "words")
     names = {f.id: f.title(language) for f in taxonomy.leaves}
     result = []
-    for lane in order:
-        if only and lane != only:
+    for lane, in_lane in lanes.items():
+        if not in_lane and not ungrouped[lane]:
             continue
-        in_lane = lanes.get(lane, [])
-        ungrouped = [
-            i
-            for i, row in ideas.items()
-            if i not in grouped and (row["confirmed_field"] or row["suggested_field"]) == lane
-        ]
-        if not in_lane and not ungrouped:
-            continue
-        vectors = store.vectors([i for cid in in_lane for i, _ in members[cid]])
         groups = [
             _group(
+                store,
                 cid,
                 clusters,
                 members[cid],
                 ideas,
                 vectors,
                 supporters,
-                analysed[cid],
-                weights[cid],
+                words,
+                vocabulary,
                 lane,
                 redaction,
             )
@@ -195,7 +158,7 @@ def summarize(
                 c for c, final in shown_as.items() if final == g.id and c != g.id
             )
         # Ideas not in a group yet count too, and so do the people who gave them.
-        lane_ideas = [i for cid in in_lane for i, _ in members[cid]] + ungrouped
+        lane_ideas = [i for cid in in_lane for i, _ in members[cid]] + ungrouped[lane]
         result.append(
             FieldSummary(
                 lane=lane,
@@ -204,7 +167,7 @@ def summarize(
                 people=len(_people(lane_ideas, ideas, supporters)),
                 groups=groups,
                 summary=[g.summary[0] for g in groups[:REPRESENTATIVES] if g.summary],
-                ungrouped=len(ungrouped),
+                ungrouped=len(ungrouped[lane]),
             )
         )
     return result
@@ -219,22 +182,25 @@ def _final(cluster_id: int, clusters: dict[int, dict]) -> int:
     return cluster_id
 
 
-def _people(idea_ids: list[int], ideas: dict[int, dict], supporters: dict[int, set[str]]) -> set:
-    people = {ideas[i]["participant_id"] for i in idea_ids}
+def _people(
+    idea_ids: list[int], ideas: dict[int, IdeaFacts], supporters: dict[int, set[str]]
+) -> set:
+    people = {ideas[i].participant_id for i in idea_ids}
     for i in idea_ids:
         people |= supporters.get(i, set())
     return people
 
 
 def _group(
+    store: Store,
     cid: int,
     clusters: dict[int, dict],
     entries: list[tuple[int, int | None]],
-    ideas: dict[int, dict],
+    ideas: dict[int, IdeaFacts],
     vectors: dict[int, np.ndarray],
     supporters: dict[int, set[str]],
-    analysed: dict[int, keywords.Analysed],
-    weight: dict[str, float],
+    words: dict[int, str],
+    vocabulary: keywords.Vocabulary,
     lane: str,
     redaction: Mapping[str, str],
 ) -> GroupSummary:
@@ -243,8 +209,7 @@ def _group(
     a sentence that is mostly personal data is never picked; it becomes the reader's
     placeholder only in what is shown."""
     ids = [i for i, _ in entries]
-    # A near-duplicate of a rejected idea stands for itself.
-    leaders = [i for i, dup in entries if dup is None or dup not in ideas] or ids
+    leaders = [i for i, dup in entries if dup is None] or ids
     # Ideas a moderator split off without the model have no vector: they come last.
     embedded = [i for i in leaders if i in vectors]
     central = [i for i in leaders if i not in vectors]
@@ -252,31 +217,50 @@ def _group(
         stacked = np.stack([vectors[i] for i in embedded])
         centrality = stacked @ stacked.mean(axis=0)
         central = [embedded[k] for k in np.argsort(-centrality)] + central
-    words = keywords.label(list(analysed.values()), weight)
-    sentences = []
-    for i in central:
+    members = [words.get(i, "") for i in ids]
+    weight = keywords.weights(members, vocabulary)
+    typical = [words.get(central[0], "")]
+    # No word shared by two ideas (a small or a young group): the most typical idea's own
+    # words, which its sentence shown below says anyway.
+    label = keywords.label(members, weight) or keywords.label(
+        typical, keywords.weights(typical, vocabulary, least_ideas=1)
+    )
+    said: dict[int, tuple[str, ...]] = {}
+    sentences: list[str] = []
+    for i, its in _sentences(store, central):
+        said[i] = its
         scored = [
-            (keywords.sentence_score(s, analysed[i], weight), s)
-            for s in analysed[i].sentences
+            (keywords.sentence_score(s, words.get(i, ""), weight), s)
+            for s in its
             if not findings.mostly_marks(s)
         ]
-        if scored:
+        if scored and len(sentences) < SUMMARY_SENTENCES:
             sentences.append(_shorten(findings.unmarked(max(scored)[1], redaction)))
-        if len(sentences) == SUMMARY_SENTENCES:
+        if len(sentences) == SUMMARY_SENTENCES and len(said) >= REPRESENTATIVES:
             break
     return GroupSummary(
         id=cid,
         lane=lane,
-        label=clusters[cid]["custom_label"] or ", ".join(words),
-        keywords=words,
+        label=clusters[cid]["custom_label"] or ", ".join(label),
+        keywords=label,
         ideas=len(ids),
         people=len(_people(ids, ideas, supporters)),
         near_duplicates=len(ids) - len(leaders),
         representatives=[
-            _shorten(findings.unmarked(" ".join(analysed[i].sentences), redaction))
+            _shorten(findings.unmarked(" ".join(said[i]), redaction))
             for i in central[:REPRESENTATIVES]
         ],
         summary=sentences,
-        districts=dict(Counter(ideas[i]["district"] for i in ids if ideas[i]["district"])),
-        age_bands=dict(Counter(ideas[i]["age_band"] for i in ids if ideas[i]["age_band"])),
+        districts=dict(Counter(d for i in ids if (d := ideas[i].district))),
+        age_bands=dict(Counter(a for i in ids if (a := ideas[i].age_band))),
     )
+
+
+def _sentences(store: Store, ids: list[int]) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """Each idea's sentences in the order of `ids`, read a few ideas at a time: a group shows
+    only its most central ideas' sentences, and a large one has thousands."""
+    for start in range(0, len(ids), SENTENCES_READ_AT_ONCE):
+        part = ids[start : start + SENTENCES_READ_AT_ONCE]
+        found = store.readings(part, "sentences")
+        for i in part:
+            yield i, tuple(json.loads(found[i])) if i in found else ()

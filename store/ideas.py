@@ -3,10 +3,11 @@ and moderators' decisions on them. A mixin of `Store`; every method runs inside 
 transaction when it writes.
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from mitreden.store.chunks import in_chunks
 from mitreden.store.records import Records, from_blob, to_blob
 
 # What the author's new words for an idea replace (`replace_text`).
@@ -16,6 +17,20 @@ TEXT_COLUMNS = frozenset(
 # What the conversation may change on an idea after it was written.
 IDEA_COLUMNS = frozenset(
     {"confirmed_field", "district", "age_band", "actor_group", "notify", "updated_at"}
+)
+
+
+class IdeaFacts(NamedTuple):
+    id: int
+    participant_id: str
+    lane: str | None
+    """the field it is filed under: confirmed, else suggested"""
+    district: str | None
+    age_band: str | None
+
+
+_FACTS = (
+    "id, participant_id, coalesce(nullif(confirmed_field, ''), suggested_field), district, age_band"
 )
 
 
@@ -137,13 +152,41 @@ class IdeaRecords(Records):
         )
         return {row[0] for row in cursor}
 
-    def supporters(self) -> dict[int, set[str]]:
-        """Who pressed "me too", per idea."""
+    def rejected(self) -> set[int]:
+        """Ideas a moderator rejected."""
+        return {row[0] for row in self.db.execute("SELECT id FROM ideas WHERE review = 'rejected'")}
+
+    def idea_facts(self, idea_ids: list[int]) -> dict[int, "IdeaFacts"]:
+        """What a summary counts of these ideas, without their words."""
+        found = {}
+        for chunk, marks in in_chunks(idea_ids):
+            cursor = self.db.execute(f"SELECT {_FACTS} FROM ideas WHERE id IN ({marks})", chunk)
+            found.update({row[0]: IdeaFacts(*row) for row in cursor})
+        return found
+
+    def ungrouped_facts(self) -> list["IdeaFacts"]:
+        """What a summary counts of the ideas in no group that a moderator did not reject."""
+        cursor = self.db.execute(
+            f"SELECT {_FACTS} FROM ideas WHERE review != 'rejected' "
+            "AND NOT EXISTS (SELECT 1 FROM cluster_members m WHERE m.idea_id = ideas.id)"
+        )
+        return [IdeaFacts(*row) for row in cursor]
+
+    def supporters(self, idea_ids: list[int] | None = None) -> dict[int, set[str]]:
+        """Who pressed "me too", per idea (of every idea, or of `idea_ids`)."""
+        query = "SELECT participant_id, idea_id FROM supports"
+        parts = (
+            [((), query)]
+            if idea_ids is None
+            else [
+                (chunk, f"{query} WHERE idea_id IN ({marks})")
+                for chunk, marks in in_chunks(idea_ids)
+            ]
+        )
         result: dict[int, set[str]] = {}
-        for participant_id, idea_id in self.db.execute(
-            "SELECT participant_id, idea_id FROM supports"
-        ):
-            result.setdefault(idea_id, set()).add(participant_id)
+        for values, sql in parts:
+            for participant_id, idea_id in self.db.execute(sql, values):
+                result.setdefault(idea_id, set()).add(participant_id)
         return result
 
     def add_support(self, participant_id: str, idea_id: int, now: str) -> None:

@@ -20,6 +20,7 @@ import sqlite_utils
 from mitreden.store.conversations import ConversationRecords
 from mitreden.store.ideas import IdeaRecords
 from mitreden.store.privacy import PrivacyRecords
+from mitreden.store.readings import ReadingRecords
 from mitreden.store.records import StoreError, StoreUnavailable
 from mitreden.store.schema import MIGRATIONS
 from mitreden.store.workshops import WorkshopRecords
@@ -71,7 +72,7 @@ def _chmod_owner_only(path: Path) -> None:
         pass
 
 
-class Store(ConversationRecords, IdeaRecords, WorkshopRecords, PrivacyRecords):
+class Store(ConversationRecords, IdeaRecords, ReadingRecords, WorkshopRecords, PrivacyRecords):
     """The whole store: one connection, its migrations, and each concern's methods (the
     mixins of store/, one module a concern; privacy's brings groups' and staff's)."""
 

@@ -26,7 +26,6 @@ import pytest
 
 from mitreden.app import App
 from mitreden.config import load_settings
-from mitreden.nlp.summary import READINGS
 from mitreden.staff import accounts
 
 NOW = "2026-12-01T10:00:00+00:00"
@@ -430,12 +429,13 @@ async def test_the_ideas_are_read_for_summaries_beside_the_start(app) -> None:
     a_group(app, ideas)
     for earlier in [t for t in threading.enumerate() if t.name == "staff-warm-up"]:
         await asyncio.to_thread(earlier.join)  # the app's own start's, on a busy machine
-    READINGS.of({}, [])  # forget every reading, as a fresh process has none
-    assert len(READINGS) == 0
+    store = app.engine.store
+    with store.transaction():
+        store.db.execute("DELETE FROM readings")  # as an old database has none
     app.web.dashboard.start()
     for warm_up in [t for t in threading.enumerate() if t.name == "staff-warm-up"]:
         await asyncio.to_thread(warm_up.join)  # (or it was done before this looked)
-    assert len(READINGS) == len(ideas)
+    assert store.readings(ideas, "words").keys() == set(ideas)
     assert gc.get_freeze_count() > 0, "what lives as long as the server is frozen"
 
 
