@@ -1,10 +1,10 @@
 """How fast residents get answers over Telegram, next to a bare python-telegram-bot echo bot.
 
 bench/engine_bench.py times the engine alone. A resident on Telegram also waits for
-python-telegram-bot's polling, its update queue (one update at a time), the rate limiter, the
-engine's worker thread and the Bot API calls. The echo bot pays for all of that except the
-engine, so its throughput is the ceiling this setup allows, and the gap between the echo bot
-and mitreden is what the engine and the conversation (more messages per answer) cost.
+python-telegram-bot's polling and update processing, the engine's worker thread, the model
+and the Bot API calls. The echo bot (PTB's defaults: one update at a time) pays for PTB and
+the Bot API only; the gap between it and mitreden is what the engine and the conversation
+(more messages per answer) cost, less what handling people side by side wins back.
 
 Every configuration gets a fresh Bot API test server (testing/telegram_server.py) and, for
 mitreden, a fresh temporary database. N simulated residents chat in private chats, all at
@@ -208,6 +208,8 @@ class Result(common.ChatResult):
     share: float = math.nan
     """upd/s as a share of the echo bot's with the same limiter setting (NaN for the echo)."""
     requests: Counter[str] = field(default_factory=Counter)
+    ahead: Counter[int] = field(default_factory=Counter)
+    """Batches embedded ahead of the engine's turn, by size."""
     api_errors: list[str] = field(default_factory=list)
     cpu_s: float = 0.0
     """CPU time of this process (bot, test server and residents) while the clock ran: what
@@ -293,6 +295,7 @@ async def run_mitreden(
                 await converse(server, participation(engine.catalogue), result, timeout)
             finally:
                 await channel.stop()
+            result.ahead = channel.ahead.batches
     return result
 
 
@@ -313,6 +316,11 @@ def summary(result: Result, echo: Result | None) -> JSON:
         if result.seconds
         else None,
         "cpu_ms_per_update": common.json_ms(result.cpu_ms_per_update),
+        "embedded_ahead": {
+            "texts": sum(size * n for size, n in result.ahead.items()),
+            "batches": result.ahead.total(),
+            "largest": max(result.ahead, default=0),
+        },
         "engine_calls": result.engine_calls,
         "engine_s": round(result.engine_s, 3),
         "setup_s": round(result.setup_s, 3),
@@ -373,6 +381,12 @@ def print_report(results: list[Result], env: JSON) -> None:
             f"{common.ms_at(r.answer_ms, 95)} ms; CPU {common.ms(r.cpu_ms_per_update, 2)} ms per "
             f"update (bot, test server and residents, one process)"
         )
+        if r.ahead:
+            texts = sum(size * n for size, n in r.ahead.items())
+            line += (
+                f"; embedded ahead {texts} texts in {r.ahead.total()} batches "
+                f"(largest {max(r.ahead)})"
+            )
         if r.engine_calls:
             busy = r.engine_s / r.seconds if r.seconds else math.nan
             line += (

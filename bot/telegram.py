@@ -22,11 +22,15 @@ sends them afterwards and reports each piece sent, and at start it first sends w
 crash left unsent. A database that cannot be written stops the channel (through `failure`)
 without confirming anything.
 
-Updates are processed one after another, and the engine runs in one worker thread: SQLite
-and the embedding model are used from one thread per process, and the event loop stays free
-to receive and send while an idea is being embedded. Outgoing calls pass PTB's rate limiter
-(30 messages/s overall, 20/min per group) from a queue per chat (`Outbox`), so a group at its
-limit holds up no one else.
+Updates of different chats are handled side by side (PTB's `concurrent_updates`, through
+its update processor), each chat's and each sender's in the order Telegram gave them
+(`InOrder`): while one person's press waits for the Bot API or their idea for the model,
+others are answered. The engine still runs in one worker thread, one step and one
+transaction at a time: SQLite and the model are used from one thread per process, and the
+event loop stays free to receive and send. A typed text is embedded before its turn
+(`Ahead`), together with the texts that arrive beside it. Outgoing calls pass PTB's rate
+limiter (30 messages/s overall, 20/min per group) from a queue per chat (`Outbox`), so a
+group at its limit holds up no one else.
 """
 
 import asyncio
@@ -38,7 +42,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,10 +70,14 @@ from telegram.ext import (
     PollHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from mitreden.bot import ChannelError, Failure
+from mitreden.bot.ahead import Ahead
+from mitreden.bot.in_order import InOrder, Place
 from mitreden.flows import Engine, Inbound, Outbound
 from mitreden.flows.catalogue import Catalogue
+from mitreden.flows.engine import clean
 from mitreden.flows.messages import Parcel, Poll
 from mitreden.identity import Pseudonymizer
 from mitreden.logs import describe
@@ -91,6 +99,10 @@ BACKOFF_MAX_SECONDS = 30.0
 RLM = "\u200f"  # RIGHT-TO-LEFT MARK: an invisible right-to-left letter
 # How long a stop waits for queued replies to go out before it leaves them to the next start.
 STOP_SECONDS = 20.0
+# Updates handled at once at most: a getUpdates batch holds up to 100.
+AT_ONCE = 100
+# Bot API calls under way at once (each on its own connection).
+CONNECTIONS = 8
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +213,36 @@ class Outbox:
                 self._ids.clear()
 
 
+class FewAtOnce(HTTPXRequest):
+    """PTB's HTTP client, with calls beyond `connections` waiting their turn here.
+
+    httpx looks at every pooled connection and every waiting call each time a call starts or
+    ends, so with a hundred updates in hand (each sending, answering a press) PTB's pool of
+    256 connections, or a small pool with a queue inside httpx, cost more per call than the
+    call itself; a semaphore in front keeps httpx's work per call constant."""
+
+    def __init__(self, connections: int) -> None:
+        super().__init__(connection_pool_size=connections)
+        self._free = asyncio.Semaphore(connections)
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        async with self._free:
+            return await super().do_request(*args, **kwargs)
+
+
+def _lines(update: Update) -> list[Hashable]:
+    """What an update keeps its order with: its chat, its sender (who may write in a group
+    and in private), or the poll whose counts it carries (the latest counts win)."""
+    lines: list[Hashable] = []
+    if update.effective_chat is not None:
+        lines.append(("chat", update.effective_chat.id))
+    if update.effective_user is not None:
+        lines.append(("user", update.effective_user.id))
+    if update.poll is not None:
+        lines.append(("poll", update.poll.id))
+    return lines
+
+
 def media_kind(message: Message) -> str:
     return next((kind for kind in MEDIA if getattr(message, kind, None)), "other")
 
@@ -216,6 +258,7 @@ class TelegramChannel:
         webhook: tuple[str, str, int] | None = None,
         secret: str = "",
         rate_limiter: bool = True,
+        ahead: Ahead | None = None,
     ) -> None:
         """`worker` is the engine's one thread, when other channels share the engine.
 
@@ -225,7 +268,9 @@ class TelegramChannel:
         stop, so Telegram keeps what arrives meanwhile and posts it after a restart.
 
         `rate_limiter=False` leaves out PTB's limiter (Telegram's 30 messages/s), for the
-        benchmark that measures what the bot itself can do; Telegram itself needs it."""
+        benchmark that measures what the bot itself can do; Telegram itself needs it.
+        `ahead` embeds typed texts before their turn; the App's, when it runs other channels
+        too, so all their texts share batches."""
         self.engine = engine
         self.webhook, self.secret = webhook, secret
         self.pseudonymizer = pseudonymizer
@@ -236,12 +281,19 @@ class TelegramChannel:
         self.buttons = ButtonValues()
         self.outbox = Outbox(self._send)
         self._admins: dict[int, tuple[float, frozenset[int]]] = {}
-        # One update at a time, whether it came by polling or by webhook.
-        self._one_at_a_time = asyncio.Lock()
+        self._own_ahead = ahead is None
+        self.ahead = ahead or Ahead(engine)
+        # Updates of a chat or a sender one after another, whether by polling or by webhook.
+        self._order = InOrder()
+        self._handling: set[asyncio.Task[bool]] = set()
+        self._reports: list[tuple[Parcel, int, bool, asyncio.Future[None]]] = []
+        self._reporting: asyncio.Task[None] | None = None
+        self._closing = False
         self._receiving: asyncio.Task[None] | None = None
         self._site: web.AppRunner | None = None
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]
-        builder = ApplicationBuilder().token(token).updater(None)
+        builder = ApplicationBuilder().token(token).updater(None).concurrent_updates(AT_ONCE)
+        builder = builder.request(FewAtOnce(CONNECTIONS))
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter())
         if api_base_url:
@@ -301,16 +353,30 @@ class TelegramChannel:
 
     # receiving
 
-    async def _process(self, update: Update) -> bool:
+    def _begin(self, update: Update) -> "asyncio.Task[bool]":
+        """Start handling one update, after the updates before it of its chat, its sender and
+        its poll. Its place is taken now, so the order of calls is the order kept."""
+        place = self._order.place(_lines(update))
+        task = asyncio.create_task(self._process(update, place))
+        self._handling.add(task)
+        task.add_done_callback(lambda done: self._ended(done, place))
+        return task
+
+    def _ended(self, task: "asyncio.Task[bool]", place: Place) -> None:
+        place.leave()
+        self._handling.discard(task)
+
+    async def _process(self, update: Update, place: Place) -> bool:
         """Handle one update to the end (its step committed); False if the database failed,
         and the update must not be confirmed to Telegram."""
-        async with self._one_at_a_time:
-            if self.failure.error is None:
-                try:
-                    await self.app.process_update(update)
-                except Exception as err:  # PTB hands handlers' errors to _on_error; not these
-                    log.warning("telegram: an update could not be read: %s", describe(err))
-            return self.failure.error is None
+        await place.turn()
+        if self.failure.error is None:
+            try:
+                processor = self.app.update_processor
+                await processor.process_update(update, self.app.process_update(update))
+            except Exception as err:  # PTB hands handlers' errors to _on_error; not these
+                log.warning("telegram: an update could not be read: %s", describe(err))
+        return self.failure.error is None
 
     async def _poll(self, timeout: int) -> None:
         """Long polling. Asking for `offset` confirms every update before it to Telegram, so
@@ -318,7 +384,7 @@ class TelegramChannel:
         Telegram sends the unconfirmed updates again, and the engine knows the handled ones."""
         offset: int | None = None
         backoff = 1.0
-        while True:
+        while not self._closing:
             try:
                 updates = await self.app.bot.get_updates(
                     offset=offset, timeout=timeout, allowed_updates=Update.ALL_TYPES
@@ -332,10 +398,11 @@ class TelegramChannel:
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                 continue
             backoff = 1.0
-            for update in updates:
-                if not await self._process(update):
-                    return
-                offset = update.update_id + 1
+            handled = await asyncio.gather(*(self._begin(update) for update in updates))
+            if not all(handled):
+                return
+            if updates:
+                offset = updates[-1].update_id + 1
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         """One update posted by Telegram: 200 only once it is handled, so a crash before that
@@ -348,7 +415,12 @@ class TelegramChannel:
         except Exception as err:  # not an update: posting it again would not help
             log.warning("telegram: a webhook post that is no update: %s", type(err).__name__)
             return web.Response(status=200)
-        if update is not None and not await self._process(update):
+        if update is None:
+            return web.Response(status=200)
+        if self._closing:  # Telegram posts it again after the restart
+            return web.Response(status=503)
+        # Shielded: a post cut off while waiting does not cut off the step it began.
+        if not await asyncio.shield(self._begin(update)):
             return web.Response(status=503)
         return web.Response(status=200)
 
@@ -381,6 +453,7 @@ class TelegramChannel:
         pieces = self._pieces(chat_id, parcel)
         done = parcel.parts_sent
         backoff = 1.0
+        reported: asyncio.Future[None] | None = None
         while done < len(pieces) and self.failure.error is None:
             try:
                 await pieces[done]()
@@ -394,10 +467,36 @@ class TelegramChannel:
                 continue
             else:
                 done += 1
+            reported = self._report(parcel, done, done == len(pieces))
+        if reported is not None:  # the parcel stays in the Outbox until the engine knows
+            await reported
+
+    def _report(self, parcel: Parcel, parts: int, done: bool) -> "asyncio.Future[None]":
+        """Tell the engine a parcel's pieces were sent, together with what other chats sent
+        meanwhile: one call into the engine's thread for them all, rather than one each."""
+        written = asyncio.get_running_loop().create_future()
+        self._reports.append((parcel, parts, done, written))
+        if self._reporting is None or self._reporting.done():
+            self._reporting = asyncio.create_task(self._write_reports())
+        return written
+
+    async def _write_reports(self) -> None:
+        while self._reports:
+            reports, self._reports = self._reports, []
             try:
-                await self._in_engine(self.engine.sent, parcel, done, done == len(pieces))
+                await self._in_engine(self._sent_all, [r[:3] for r in reports])
             except StoreError as err:
                 self.failure.report(err)
+            except Exception as err:  # not marked: sent again at the next start
+                log.warning("telegram: recording sent replies failed: %s", describe(err))
+            for *_, written in reports:
+                if not written.done():
+                    written.set_result(None)
+
+    def _sent_all(self, reports: list[tuple[Parcel, int, bool]]) -> None:
+        """In the engine's thread: each report as `Engine.sent` takes it."""
+        for parcel, parts, done in reports:
+            self.engine.sent(parcel, parts, done)
 
     def _pieces(self, chat_id: int, parcel: Parcel) -> list[Callable[[], Awaitable[object]]]:
         """What one reply takes on Telegram, in order: closing a poll, the text (edited in
@@ -488,7 +587,9 @@ class TelegramChannel:
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.effective_message is not None:
-            await self._handle(self._inbound(update, text=update.effective_message.text))
+            text = update.effective_message.text
+            await self.ahead.prepare(clean(text))
+            await self._handle(self._inbound(update, text=text))
 
     async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -578,15 +679,21 @@ class TelegramChannel:
             await self._listen()
 
     async def stop(self) -> None:
-        """Finish the update in hand, stop receiving, send what is queued. An update that was
-        received but not handled yet is not confirmed, so Telegram sends it again."""
-        async with self._one_at_a_time:
-            if self._receiving is not None:
-                self._receiving.cancel()
-                await asyncio.gather(self._receiving, return_exceptions=True)
-            if self._site is not None:
-                await self._site.cleanup()
+        """Finish the updates in hand, stop receiving, send what is queued. An update that
+        was received but not handled yet is not confirmed, so Telegram sends it again."""
+        self._closing = True
+        while self._handling:
+            await asyncio.wait(list(self._handling))
+        if self._receiving is not None:
+            self._receiving.cancel()
+            await asyncio.gather(self._receiving, return_exceptions=True)
+        if self._site is not None:
+            await self._site.cleanup()
         await self.outbox.flush(STOP_SECONDS)
+        if self._reporting is not None:
+            await self._reporting
         await self.app.shutdown()
+        if self._own_ahead:
+            self.ahead.stop()
         if self._own_worker:
             self._worker.shutdown(wait=True)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mitreden.bot import Failure
+from mitreden.bot.ahead import Ahead
 from mitreden.config import Settings
 from mitreden.flows.catalogue import Catalogue
 from mitreden.flows.definition import load_flow
@@ -95,48 +96,6 @@ def build_engine(settings: Settings, store: Store | None = None) -> Engine:
     return engine
 
 
-# Texts embedded ahead of the engine's turn in one batch at most.
-AHEAD_BATCH = 16
-
-
-class Ahead:
-    """Embeds typed texts before their turn in the engine's thread, in batches of those that
-    arrive together (see `IdeaNlp.prepare`). A channel awaits `prepare(text)` before handing
-    the message on; while the model loads, or if embedding fails, it returns at once and the
-    engine embeds the text itself as before."""
-
-    def __init__(self, app: "App") -> None:
-        self.app = app
-        self._pending: list[tuple[str, asyncio.Future[None]]] = []
-        self._draining: asyncio.Task[None] | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-ahead")
-
-    async def prepare(self, text: str) -> None:
-        if not self.app.ready or self.app.engine.nlp is None or not text or text[0] == "/":
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((text, done))
-        if self._draining is None or self._draining.done():
-            self._draining = asyncio.create_task(self._drain())
-        await done
-
-    async def _drain(self) -> None:
-        nlp, loop = self.app.engine.nlp, asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending[:AHEAD_BATCH], self._pending[AHEAD_BATCH:]
-            try:
-                if nlp is not None:  # always: `prepare` queues only once the NLP has loaded
-                    await loop.run_in_executor(self._thread, nlp.prepare, [t for t, _ in batch])
-            except Exception as err:  # the engine embeds them itself
-                log.warning("embedding ahead failed: %s", describe(err))
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
-
-    def stop(self) -> None:
-        self._thread.shutdown(wait=True)
-
-
 class App:
     """Everything `mitreden run` runs, built from one Settings.
 
@@ -152,7 +111,7 @@ class App:
         self.pseudonymizer = load_pseudonymizer(settings)
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
         self.failure = Failure()
-        self.ahead = Ahead(self)
+        self.ahead = Ahead(self.engine)
         self.web: WebChannel | None = None
         self.channels: list[Channel] = self._channels()
         self.jobs: list[Repeating] = []
@@ -180,6 +139,7 @@ class App:
                     worker=self.worker,
                     webhook=settings.webhook(),
                     secret=self.pseudonymizer.token("telegram-webhook"),
+                    ahead=self.ahead,
                 )
             )
         if settings.matrix():
