@@ -11,6 +11,7 @@ name or street that one resident wrote never labels a group.
 import functools
 import itertools
 import math
+import sys
 from collections import Counter
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -18,6 +19,8 @@ from mitreden.data import filler_words_path
 from mitreden.yamlfile import load_yaml
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from spacy.language import Language
 
 MIN_IDEAS_PER_WORD = 2
@@ -28,10 +31,26 @@ def filler_words() -> frozenset[str]:
     return frozenset(load_yaml(filler_words_path())["words"])
 
 
+def _spacy_without_torch() -> "ModuleType":
+    """spaCy, imported so that thinc does not import torch (when this process has not already):
+    blank pipelines never use it, and it cost 180 MB and a second at the first summary.
+    Torch itself stays importable for whatever needs it later."""
+    if "torch" in sys.modules or "spacy" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # makes `import torch` fail
+    try:
+        import spacy
+    finally:
+        del sys.modules["torch"]
+    return spacy
+
+
 @functools.cache
 def pipeline(language: str) -> "Language":
     """A blank pipeline for `language` ("de-simple" reads as "de"); unknown codes get "xx"."""
-    import spacy
+    spacy = _spacy_without_torch()
 
     code = language.split("-")[0]
     try:

@@ -8,7 +8,7 @@ database.
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,15 +48,20 @@ class IdeaNlp:
         self.offsets = LanguageOffsets(embedder, store, parallel or {})
         self.suggester = FieldSuggester(embedder, taxonomy, store)
         self.index = IdeaIndex(self.suggester.dims)
-        for idea_id, owner, suggested, confirmed, vector in store.idea_vectors():
-            self.index.add(idea_id, owner, confirmed or suggested, vector)
-            if confirmed:
-                self.suggester.learn(confirmed, vector)
+        self.index.extend(self._learnt(store), store.embedded_count())
         self.clusters = ClusterBook(store, self.suggester, vectors=self.index.vectors)
         # Texts embedded ahead of their turn (`prepare`): each vector with the number of times
         # it was asked for, each taken once by `embed` (two people may send the same words).
         self._ahead: OrderedDict[str, tuple[np.ndarray, int]] = OrderedDict()
         self._ahead_lock = threading.Lock()
+
+    def _learnt(self, store: Store) -> Iterator[tuple[int, str, str | None, np.ndarray]]:
+        """Every stored idea for the index, each confirmed one learnt by the suggester on
+        the way: one pass over the vectors, none of them held twice."""
+        for idea_id, owner, suggested, confirmed, vector in store.each_idea_vector():
+            if confirmed:
+                self.suggester.learn(confirmed, vector)
+            yield idea_id, owner, confirmed or suggested, vector
 
     @property
     def model(self) -> str:

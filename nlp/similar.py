@@ -4,6 +4,8 @@ Built once from the store at start, then kept current by the engine after each c
 so a lookup is one matrix-vector product and never re-embeds anything.
 """
 
+from collections.abc import Iterable
+
 import numpy as np
 
 
@@ -25,6 +27,25 @@ class IdeaIndex:
         self._owners.append(owner)
         self._fields.append(field)
         self._pending.append(np.asarray(vector, dtype=np.float32))
+
+    def extend(self, ideas: Iterable[tuple[int, str, str | None, np.ndarray]], count: int) -> None:
+        """Add about `count` ideas (id, owner, field, vector) at once, each vector copied
+        straight into the matrix: at 100,000 ideas, holding them one by one until they were
+        stacked left the process 300 MB larger than the matrix itself."""
+        matrix = self._matrix()
+        grown = np.empty((len(matrix) + max(count, 1), matrix.shape[1]), dtype=np.float32)
+        grown[: len(matrix)] = matrix
+        row = len(matrix)
+        for idea_id, owner, field, vector in ideas:
+            if row == len(grown):  # more than counted: ideas came in meanwhile
+                grown = np.concatenate([grown, np.empty_like(grown)])
+            grown[row] = vector
+            self._row[idea_id] = row
+            self._ids.append(idea_id)
+            self._owners.append(owner)
+            self._fields.append(field)
+            row += 1
+        self._vectors = grown[:row]
 
     def set_field(self, idea_id: int, field: str | None) -> None:
         if idea_id in self._row:

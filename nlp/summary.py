@@ -129,7 +129,6 @@ def summarize(
     wanted = [i for cids in lanes.values() for cid in cids for i, _ in members[cid]]
     ideas.update(store.idea_facts(wanted))
     supporters = store.supporters(None if only is None else list(ideas))
-    vectors = store.vectors(wanted)
     words = store.readings(wanted, "words")
     names = {f.id: f.title(language) for f in taxonomy.leaves}
     result = []
@@ -143,7 +142,6 @@ def summarize(
                 clusters,
                 members[cid],
                 ideas,
-                vectors,
                 supporters,
                 words,
                 vocabulary,
@@ -197,7 +195,6 @@ def _group(
     clusters: dict[int, dict],
     entries: list[tuple[int, int | None]],
     ideas: dict[int, IdeaFacts],
-    vectors: dict[int, np.ndarray],
     supporters: dict[int, set[str]],
     words: dict[int, str],
     vocabulary: keywords.Vocabulary,
@@ -210,7 +207,10 @@ def _group(
     placeholder only in what is shown."""
     ids = [i for i, _ in entries]
     leaders = [i for i, dup in entries if dup is None] or ids
-    # Ideas a moderator split off without the model have no vector: they come last.
+    # One group's vectors at a time: all of them at once doubled what a summary of every
+    # field at 100,000 ideas held. Ideas a moderator split off without the model have no
+    # vector: they come last.
+    vectors = store.vectors(leaders)
     embedded = [i for i in leaders if i in vectors]
     central = [i for i in leaders if i not in vectors]
     if embedded:
