@@ -7,6 +7,7 @@ from mitreden.data import paraphrases_path
 from mitreden.nlp.embedders import EmbedderError, SentenceTransformerEmbedder, make_embedder
 from mitreden.nlp.pipeline import AHEAD_KEPT
 from mitreden.nlp.redact import iban_valid, redact
+from mitreden.nlp.similar import IdeaIndex
 from mitreden.nlp.suggest import FieldSuggester
 from mitreden.nlp.taxonomy import TaxonomyError, load_taxonomy
 from mitreden.yamlfile import load_yaml
@@ -254,3 +255,24 @@ def test_texts_embedded_ahead_give_the_same_vectors_once(make_engine) -> None:
     assert calls == [1]
     nlp.prepare([f"Idee {n}" for n in range(AHEAD_KEPT + 1)])
     assert "Idee 0" not in nlp._ahead and f"Idee {AHEAD_KEPT}" in nlp._ahead
+
+
+@pytest.mark.parametrize("counted", [0, 3, 5, 40])
+def test_the_index_filled_at_once_is_the_index_filled_one_by_one(counted: int) -> None:
+    """Whether more or fewer ideas came than were counted (ideas come in meanwhile)."""
+    vectors = np.random.default_rng(7).normal(size=(5, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ideas = [(n, f"p-{n % 2}", "f" if n < 3 else None, v) for n, v in enumerate(vectors)]
+    one_by_one, at_once = IdeaIndex(8), IdeaIndex(8)
+    for idea in ideas:
+        one_by_one.add(*idea)
+    at_once.extend(iter(ideas[:2]), 2)
+    at_once.extend(iter(ideas[2:]), counted)
+    at_once.add(9, "p-9", "f", vectors[0])
+    one_by_one.add(9, "p-9", "f", vectors[0])
+    assert len(at_once) == 6
+    for v in vectors:
+        for field in ("f", None):
+            expected = one_by_one.similar(v, exclude_owner="p-0", field=field, k=4)
+            assert at_once.similar(v, exclude_owner="p-0", field=field, k=4) == expected
+    assert at_once.vectors([4, 9]).keys() == {4, 9}
