@@ -101,6 +101,8 @@ RLM = "\u200f"  # RIGHT-TO-LEFT MARK: an invisible right-to-left letter
 STOP_SECONDS = 20.0
 # Updates handled at once at most: a getUpdates batch holds up to 100.
 AT_ONCE = 100
+# How long polling waits for the updates in hand before it asks for the next ones anyway.
+REPOLL_SECONDS = 0.5
 # Bot API calls under way at once (each on its own connection).
 CONNECTIONS = 8
 
@@ -380,9 +382,15 @@ class TelegramChannel:
 
     async def _poll(self, timeout: int) -> None:
         """Long polling. Asking for `offset` confirms every update before it to Telegram, so
-        the next offset is asked for only when the batch before it is handled; after a crash
-        Telegram sends the unconfirmed updates again, and the engine knows the handled ones."""
+        the offset asked for is never past an update still in hand; after a crash Telegram
+        sends the unconfirmed updates again, and the engine knows the handled ones.
+
+        An update that takes long (a slow Bot API call, a long step) holds up only its own
+        chat: after REPOLL_SECONDS the next updates are asked for while it goes on. Telegram
+        then sends the ones in hand again, and they are passed over."""
         offset: int | None = None
+        in_hand: dict[int, asyncio.Task[bool]] = {}
+        handled: set[int] = set()  # at or past `offset`: done, but not confirmed yet
         backoff = 1.0
         while not self._closing:
             try:
@@ -398,11 +406,20 @@ class TelegramChannel:
                 backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
                 continue
             backoff = 1.0
-            handled = await asyncio.gather(*(self._begin(update) for update in updates))
-            if not all(handled):
-                return
-            if updates:
-                offset = updates[-1].update_id + 1
+            for update in updates:
+                if update.update_id not in in_hand and update.update_id not in handled:
+                    in_hand[update.update_id] = self._begin(update)
+            if in_hand:
+                await asyncio.wait(in_hand.values(), timeout=REPOLL_SECONDS)
+            for update_id, task in list(in_hand.items()):
+                if task.done():
+                    if task.cancelled() or not task.result():  # the database failed
+                        return
+                    del in_hand[update_id]
+                    handled.add(update_id)
+            if handled:
+                offset = min(in_hand) if in_hand else max(handled) + 1
+                handled = {update_id for update_id in handled if update_id >= offset}
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
         """One update posted by Telegram: 200 only once it is handled, so a crash before that

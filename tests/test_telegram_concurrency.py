@@ -40,13 +40,11 @@ async def test_one_persons_slow_press_holds_up_no_one_else_and_their_next_messag
             for person in (anna, ben):
                 person.says("/start")
                 await person.expect(first_line(catalogue, "choose_language"))
-            # In one batch of updates: Anna's press, whose answer to Telegram is held (the
-            # update stays in hand), her next message, and Ben's.
-            anna.presses("de")
-            anna.says("/hilfe")
+            anna.presses("de")  # its answer to Telegram is held: the update stays in hand
+            await server.wait_until(lambda: server.held == 1, timeout=20, what="the press")
+            anna.says("/hilfe")  # asked for while her press is in hand
             ben.says("/hilfe")
             await ben.expect(first_line(catalogue, "help"))  # answered meanwhile
-            assert server.held == 1
             # Nothing for Anna yet: Ben did not wait for her press, her text did.
             assert server.sent(anna.chat)[anna.seen :] == []
 
