@@ -217,7 +217,7 @@ class App:
         # Each its own connection: a job reads and writes while a channel is mid-transaction.
         self.jobs.append(PurgeJob(Store(settings.db), engine.catalogue, settings.retention_days))
         if engine.nlp is not None:
-            book = ClusterBook(Store(settings.db), engine.nlp.suggester)
+            book = ClusterBook(Store(settings.db), engine.nlp.suggester, load_now=False)
             self.jobs.append(RegroupJob(book, settings.regroup_minutes * 60))
         for job in self.jobs:
             job.start()

