@@ -243,30 +243,30 @@ def build(path: str, count: int, seed: int) -> JSON:
             for _ in range(count * 2 // 5)
         }
         with store.transaction():
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO participants (id, channel, created_at) VALUES (?, ?, ?)",
                 [(p, p.split(":")[0], stamp(begin)) for p in pids],
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO ideas (id, participant_id, text, language, suggested_field, "
                 "suggested_score, confirmed_field, district, age_band, actor_group, notify, "
                 "created_at, updated_at, embedding, embedding_model, review, review_reason, "
                 "findings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 ideas,
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO cluster_members (idea_id, cluster_id, duplicate_of) VALUES (?, ?, ?)",
                 members,
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO supports VALUES (?, ?, ?)",
                 [(p, i, stamp(now)) for p, i in sorted(supports)],
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO contacts VALUES (?, ?, ?, ?)",
                 [(p, p.split(":")[0], common.address(p), stamp(now)) for p in told],
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
                 audit,
             )

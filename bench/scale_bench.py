@@ -153,7 +153,7 @@ def fill(path: Path, ideas: int, people: int, seed: int) -> JSON:
     store = Store(path)
     try:
         with store.transaction():
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO participants (id, channel, created_at) VALUES (?, ?, ?)",
                 [(p, p.split(":")[0], stamp(begin)) for p in pids],
             )
@@ -162,8 +162,8 @@ def fill(path: Path, ideas: int, people: int, seed: int) -> JSON:
             rows, audit = chunk(rng, n, first, texts, vectors, field_of, pids, created, begin)
             told.update(row[0] for row in rows if row[9])
             with store.transaction():
-                store.db.conn.executemany(insert, rows)
-                store.db.conn.executemany(
+                store.db.executemany(insert, rows)
+                store.db.executemany(
                     "INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
                     audit,
                 )
@@ -172,11 +172,11 @@ def fill(path: Path, ideas: int, people: int, seed: int) -> JSON:
         who, which = rng.integers(people, size=count), rng.integers(ideas, size=count)
         supports = set(zip(who.tolist(), which.tolist(), strict=True))
         with store.transaction():
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO supports (participant_id, idea_id, at) VALUES (?, ?, ?)",
                 [(pids[p], i + 1, stamp(now)) for p, i in sorted(supports)],
             )
-            store.db.conn.executemany(
+            store.db.executemany(
                 "INSERT INTO contacts (participant_id, channel, address, at) VALUES (?, ?, ?, ?)",
                 [(p, p.split(":")[0], common.address(p), stamp(now)) for p in sorted(told)],
             )

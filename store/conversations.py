@@ -97,7 +97,7 @@ class ConversationRecords(Records):
     def post_many(self, replies: list[tuple[str, str | None, str, str | None]], now: str) -> None:
         """Queue many replies at once, each (channel, address, message, participant_id): the
         notices of a forwarded summary, thousands in one statement."""
-        self.db.conn.executemany(
+        self.db.executemany(
             _POST,
             [
                 (channel, address, None, who, message, now)

@@ -3,12 +3,15 @@ vectors of the shipped texts the NLP compares with. A mixin of `Store`; every me
 inside the caller's transaction when it writes.
 """
 
-from typing import Any
+from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mitreden.store.chunks import in_chunks
 from mitreden.store.records import Records, StoreError, from_blob, to_blob
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class GroupRecords(Records):
@@ -130,14 +133,14 @@ class GroupRecords(Records):
                         "UPDATE clusters SET updated_at = ? WHERE id = ?", (now, cluster_id)
                     )
                 rows.extend((idea, cluster_id, dup) for idea, dup in members)
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT OR REPLACE INTO cluster_members (idea_id, cluster_id, duplicate_of) "
                 "VALUES (?, ?, ?)",
                 rows,
             )
             self._drop_empty_clusters(keep_named=False)
             self.db.execute("DELETE FROM lanes")
-            self.db.conn.executemany("INSERT INTO lanes VALUES (?, ?)", list(fences.items()))
+            self.db.executemany("INSERT INTO lanes VALUES (?, ?)", list(fences.items()))
             self.db.execute(
                 "INSERT INTO cluster_runs (at, model, ideas, clusters, kept_ids, seconds, state) "
                 "VALUES (:at, :model, :ideas, :clusters, :kept_ids, :seconds, :state)",
@@ -197,7 +200,7 @@ class GroupRecords(Records):
 
     def cache_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         with self.transaction():
-            self.db.conn.executemany(
+            self.db.executemany(
                 "INSERT OR REPLACE INTO text_embeddings VALUES (?, ?, ?)",
                 [(model, h, to_blob(v)) for h, v in vectors.items()],
             )

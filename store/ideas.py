@@ -3,13 +3,16 @@ and moderators' decisions on them. A mixin of `Store`; every method runs inside 
 transaction when it writes.
 """
 
-from collections.abc import Iterator
-from typing import Any, NamedTuple
+from __future__ import annotations
 
-import numpy as np
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mitreden.store.chunks import in_chunks
 from mitreden.store.records import Records, from_blob, to_blob
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # What the author's new words for an idea replace (`replace_text`).
 TEXT_COLUMNS = frozenset(
@@ -72,7 +75,7 @@ class IdeaRecords(Records):
     # ideas
 
     def add_idea(self, **columns: Any) -> int:
-        if isinstance(columns.get("embedding"), np.ndarray):
+        if not isinstance(columns.get("embedding"), bytes | None):
             columns["embedding"] = to_blob(columns["embedding"])
         names = ", ".join(columns)
         marks = ", ".join("?" for _ in columns)
@@ -96,7 +99,7 @@ class IdeaRecords(Records):
         unknown = set(columns) - TEXT_COLUMNS
         if unknown:
             raise ValueError(f"replace_text cannot set {sorted(unknown)}")
-        if isinstance(columns.get("embedding"), np.ndarray):
+        if not isinstance(columns.get("embedding"), bytes | None):
             columns["embedding"] = to_blob(columns["embedding"])
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self.db.execute(
@@ -167,7 +170,7 @@ class IdeaRecords(Records):
         """Ideas a moderator rejected."""
         return {row[0] for row in self.db.execute("SELECT id FROM ideas WHERE review = 'rejected'")}
 
-    def idea_facts(self, idea_ids: list[int]) -> dict[int, "IdeaFacts"]:
+    def idea_facts(self, idea_ids: list[int]) -> dict[int, IdeaFacts]:
         """What a summary counts of these ideas, without their words."""
         found = {}
         for chunk, marks in in_chunks(idea_ids):
@@ -175,7 +178,7 @@ class IdeaRecords(Records):
             found.update({row[0]: IdeaFacts(*row) for row in cursor})
         return found
 
-    def ungrouped_facts(self) -> list["IdeaFacts"]:
+    def ungrouped_facts(self) -> list[IdeaFacts]:
         """What a summary counts of the ideas in no group that a moderator did not reject."""
         cursor = self.db.execute(
             f"SELECT {_FACTS} FROM ideas WHERE review != 'rejected' "

@@ -41,7 +41,7 @@ class ReadingRecords(Records):
         only if the idea's text, findings and language are still what was read and it is not
         rejected: an edit that came in between already dropped the old reading and must not
         get a stale one back. Returns how many were kept."""
-        cursor = self.db.conn.executemany(
+        cursor = self.db.executemany(
             "INSERT OR IGNORE INTO readings (idea_id, words, keys, sentences) "
             "SELECT id, ?, ?, ? FROM ideas WHERE id = ? AND text IS ? AND findings IS ? "
             "AND language IS ? AND review != 'rejected'",

@@ -7,11 +7,12 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mitreden.errors import OperatorError
+
+if TYPE_CHECKING:  # imported where a vector is made or read: `mitreden ideas` reads none
+    import numpy as np
 
 
 class StoreError(OperatorError):
@@ -61,9 +62,13 @@ class Records:
         )
 
 
-def to_blob(vector: np.ndarray) -> bytes:
+def to_blob(vector: "np.ndarray") -> bytes:
+    import numpy as np
+
     return np.asarray(vector, dtype=np.float32).tobytes()
 
 
-def from_blob(blob: bytes) -> np.ndarray:
+def from_blob(blob: bytes) -> "np.ndarray":
+    import numpy as np
+
     return np.frombuffer(blob, dtype=np.float32)

@@ -6,11 +6,13 @@ edits an old one, so every database, however old, reaches the same shape.
 
 import json
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:  # imported by `Store._migrate` only when a migration runs
+    import sqlite_utils
 
 
-def _initial(db: sqlite_utils.Database) -> None:
+def _initial(db: "sqlite_utils.Database") -> None:
     db.table("participants").create({"id": str, "channel": str, "created_at": str}, pk="id")
     db.table("consents").create(
         {
@@ -92,7 +94,7 @@ def _initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _idea_ids_never_reused(db: sqlite_utils.Database) -> None:
+def _idea_ids_never_reused(db: "sqlite_utils.Database") -> None:
     """Rebuild `ideas` with AUTOINCREMENT: SQLite hands out the id of an erased last idea
     again, and then the audit log's "idea:5" would name two ideas."""
     # Store._migrate runs this with foreign keys off and checks them before it commits.
@@ -106,7 +108,7 @@ def _idea_ids_never_reused(db: sqlite_utils.Database) -> None:
     db.table("ideas").create_index(["participant_id"])
 
 
-def _clusters(db: sqlite_utils.Database) -> None:
+def _clusters(db: "sqlite_utils.Database") -> None:
     """Groups of similar ideas. Nothing here holds a resident's words or a vector: labels and
     summaries are derived when asked for, so erasing an idea leaves no trace of it in them."""
     _idea_ids_never_reused(db)
@@ -134,7 +136,7 @@ def _clusters(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX cluster_members_cluster ON cluster_members(cluster_id)")
 
 
-def _deliveries(db: sqlite_utils.Database) -> None:
+def _deliveries(db: "sqlite_utils.Database") -> None:
     """Platform ids of messages already answered, so one delivered twice is answered once.
 
     Written in the same transaction as the step it caused; no participant, no text."""
@@ -145,7 +147,7 @@ def _deliveries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX deliveries_at ON deliveries(at)")
 
 
-def _workshops(db: sqlite_utils.Database) -> None:
+def _workshops(db: "sqlite_utils.Database") -> None:
     """Group sessions (workshop mode): rooms the bot was added to, sessions, their polls.
 
     A room is kept by its pseudonymous id; `address` is the platform's id of the group chat,
@@ -175,7 +177,7 @@ def _workshops(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX polls_key ON polls(poll_key)")
 
 
-def _reviews(db: sqlite_utils.Database) -> None:
+def _reviews(db: "sqlite_utils.Database") -> None:
     """Moderators' review of ideas, and what the Matrix channel must remember between runs.
 
     `ideas.review` is pending until a moderator approves or rejects; the audit log says who and
@@ -201,7 +203,7 @@ def _reviews(db: sqlite_utils.Database) -> None:
     )
 
 
-def _outbox(db: sqlite_utils.Database) -> None:
+def _outbox(db: "sqlite_utils.Database") -> None:
     """Replies written in the same transaction as the step that made them, sent after commit.
 
     A crash between the commit and the send leaves the reply here, and the channel sends it
@@ -220,7 +222,7 @@ def _outbox(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE deliveries ADD COLUMN outcome TEXT NOT NULL DEFAULT 'handled'")
 
 
-def _privacy(db: sqlite_utils.Database) -> None:
+def _privacy(db: "sqlite_utils.Database") -> None:
     """What privacy needs kept: where an idea holds personal data, rounds, blocks.
 
     `ideas.findings` lists the spans of personal data in the idea's text ([kind, start, end]
@@ -254,7 +256,7 @@ def _privacy(db: sqlite_utils.Database) -> None:
             )
 
 
-def _web(db: sqlite_utils.Database) -> None:
+def _web(db: "sqlite_utils.Database") -> None:
     """The web chat: what a browser shows of its conversation, and codes to continue it on
     another device.
 
@@ -275,7 +277,7 @@ def _web(db: sqlite_utils.Database) -> None:
     )
 
 
-def _staff(db: sqlite_utils.Database) -> None:
+def _staff(db: "sqlite_utils.Database") -> None:
     """The moderators' dashboard: staff accounts and their sessions, decisions' reasons,
     summaries moderators edit and approve, and who was told that their idea was forwarded.
 
@@ -318,7 +320,7 @@ def _staff(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX notified_participant ON notified(participant_id)")
 
 
-def _revisions(db: sqlite_utils.Database) -> None:
+def _revisions(db: "sqlite_utils.Database") -> None:
     """A number that every change to what a summary is made of moves (ideas, supports, groups
     and their members), kept by triggers so that no writer, on any connection, can forget it:
     a summary made at one revision is reused until the number moves (`reports.summaries`).
@@ -334,20 +336,20 @@ def _revisions(db: sqlite_utils.Database) -> None:
             )
 
 
-def _placements(db: sqlite_utils.Database) -> None:
+def _placements(db: "sqlite_utils.Database") -> None:
     """`cluster_members.placed_at`: when a moderator put the idea in its group (NULL when the
     grouping did). A regrouping leaves such an idea where the moderator put it."""
     db.execute("ALTER TABLE cluster_members ADD COLUMN placed_at TEXT")
 
 
-def _grouped_state(db: sqlite_utils.Database) -> None:
+def _grouped_state(db: "sqlite_utils.Database") -> None:
     """`cluster_runs.state`: what the ideas, the model and the fields were when a recompute
     read them (`ClusterBook.state`). A restart whose state is the latest run's has nothing to
     regroup: at 100,000 ideas that run took 38 s of CPU and 1.4 GB at every start."""
     db.execute("ALTER TABLE cluster_runs ADD COLUMN state TEXT")
 
 
-def _readings(db: sqlite_utils.Database) -> None:
+def _readings(db: "sqlite_utils.Database") -> None:
     """`readings`: each idea as the summaries read it (its content lemmas as written, the same
     lower-cased as a JSON list, and its sentences; from the marked text, so no name or address
     is in it), made once instead of by spaCy at every summary: one field's summary at 100,000
@@ -392,7 +394,7 @@ def _readings(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _initial,
     _clusters,
     _deliveries,

@@ -339,7 +339,7 @@ class StaffRecords(Records):
         return rows
 
     def add_notified(self, summary_id: int, participant_ids: list[str], now: str) -> None:
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT OR IGNORE INTO notified VALUES (?, ?, ?)",
             [(summary_id, participant, now) for participant in participant_ids],
         )

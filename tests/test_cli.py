@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from isolated import environment
 
+from mitreden.store import Store
+
 MITREDEN = str(Path(sys.executable).parent / "mitreden")
 
 
@@ -190,6 +192,26 @@ def test_help_loads_neither_the_store_nor_the_nlp() -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_listing_ideas_loads_neither_sqlite_utils_nor_numpy_nor_the_nlp(tmp_path: Path) -> None:
+    """`mitreden ideas` reads rows and redacts them: sqlite-utils (which brings pandas when it is
+    installed) is for migrations, NumPy for vectors; neither is needed on an up-to-date file."""
+    db = tmp_path / "ideas.db"
+    assert run("ideas", "--db", str(db), home=tmp_path).returncode == 2  # no database yet
+    Store(db).close()  # made and migrated here
+    code = (
+        "import sys\n"
+        "from mitreden.cli import main\n"
+        f"main(['ideas', '--db', {str(db)!r}])\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('sqlite_utils', 'pandas', 'numpy', 'sklearn', 'spacy', 'torch')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_ideas_without_a_database_says_so(tmp_path: Path) -> None:

@@ -153,7 +153,7 @@ def test_queued_messages_move_onto_their_pages_in_order_and_pages_keep_their_las
         "neu 2",
     ]
     left = [
-        (row["channel"], row["participant_id"]) for row in store.db.query("SELECT * FROM outbox")
+        (row["channel"], row["participant_id"]) for row in store._all("SELECT * FROM outbox")
     ]
     assert left == [("telegram", "p-tg"), ("web", other)]  # the file is the web chat's to keep
     with store.transaction():
