@@ -40,6 +40,8 @@ class GroupSummary:
     summary: list[str]
     districts: dict[str, int]
     age_bands: dict[str, int]
+    label_share: float
+    """the share of its ideas that use a word of its label: how well the label speaks for it"""
     merged_from: list[int] = field(default_factory=list)
 
 
@@ -225,6 +227,8 @@ def _group(
     label = keywords.label(members, weight) or keywords.label(
         typical, keywords.weights(typical, vocabulary, least_ideas=1)
     )
+    label_keys = set(keywords.keys(" ".join(label)))
+    using_label = sum(bool(label_keys.intersection(keywords.keys(m))) for m in members)
     said: dict[int, tuple[str, ...]] = {}
     sentences: list[str] = []
     for i, its in _sentences(store, central):
@@ -253,6 +257,7 @@ def _group(
         summary=sentences,
         districts=dict(Counter(d for i in ids if (d := ideas[i].district))),
         age_bands=dict(Counter(a for i in ids if (a := ideas[i].age_band))),
+        label_share=using_label / len(members),
     )
 
 

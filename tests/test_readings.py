@@ -118,6 +118,14 @@ def test_a_group_whose_ideas_share_no_word_still_has_a_label(store, taxonomy) ->
     grouped(store, ["Trinkbrunnen am Bahnhof.", "Schattige Sitzplätze an Haltestellen."])
     [field] = summarize(store, taxonomy, {})
     assert field.groups[0].label, "the most typical idea's own words"
+    assert field.groups[0].label_share == 0.5, "they speak for one of its two ideas"
+
+
+def test_the_label_share_counts_the_ideas_that_use_a_label_word(store, taxonomy) -> None:
+    grouped(store, ["Mehr Bänke im Park.", "Bänke am Spielplatz.", "Schatten am Bahnhof."])
+    [field] = summarize(store, taxonomy, {})
+    assert field.groups[0].label.startswith("Bank")
+    assert field.groups[0].label_share == pytest.approx(2 / 3)
 
 
 @settings(max_examples=30, deadline=None)
