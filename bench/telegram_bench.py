@@ -44,7 +44,6 @@ from telegram.ext import (
 )
 from telegram_server import TelegramTestServer
 
-from mitreden.app import share_the_interpreter
 from mitreden.bot.telegram import TelegramChannel
 from mitreden.flows.catalogue import Catalogue
 from mitreden.identity import Pseudonymizer
@@ -281,17 +280,6 @@ async def run_echo(config: str, limiter: bool, count: int, timeout: float) -> Re
 
 
 async def run_mitreden(
-    config: str, backend: str, limiter: bool, count: int, timeout: float
-) -> Result:
-    previous = sys.getswitchinterval()
-    share_the_interpreter()  # as `mitreden run` does (App.start); the echo bot has one thread
-    try:
-        return await _run_mitreden(config, backend, limiter, count, timeout)
-    finally:
-        sys.setswitchinterval(previous)
-
-
-async def _run_mitreden(
     config: str, backend: str, limiter: bool, count: int, timeout: float
 ) -> Result:
     with common.temporary_engine(backend) as (engine, setup_s):

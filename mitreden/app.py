@@ -5,7 +5,6 @@ the same `App`; `build_engine` is the part commands that only read or chat need.
 import asyncio
 import logging
 import signal
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -90,19 +89,6 @@ def _engine(settings: Settings, store: Store | None) -> tuple[Engine, Embedder |
     return engine, embedder
 
 
-# How long a thread may keep the GIL while another waits for it (CPython's default: 5 ms).
-SWITCH_SECONDS = 0.001
-
-
-def share_the_interpreter() -> None:
-    """Let the event loop have the GIL back soon. Every channel's reading and writing runs on
-    it, beside the engine's thread and the thread that embeds ahead; at CPython's 5 ms the
-    loop, back from each read or write, could wait that long while a step ran Python, and
-    handled 15-40 % fewer Telegram updates a second than at 1 ms (bench/telegram_bench.py, on
-    two busy cores). It is the process's setting, so the App sets it."""
-    sys.setswitchinterval(SWITCH_SECONDS)
-
-
 def build_engine(settings: Settings, store: Store | None = None) -> Engine:
     """The engine for `settings`, its NLP loaded: for commands that chat or send once."""
     engine, embedder = _engine(settings, store)
@@ -175,7 +161,6 @@ class App:
 
     async def start(self) -> None:
         """Queue the NLP's loading, then start each channel; the jobs start once it loaded."""
-        share_the_interpreter()
         self.nlp_loaded = asyncio.ensure_future(self.in_engine(self._load))
         self.nlp_loaded.add_done_callback(self._loaded)
         try:
