@@ -6,6 +6,7 @@ Choices are shown numbered; the engine understands the number or the label.
 
 import io
 import sys
+from collections.abc import Callable
 from typing import TextIO
 
 from mitreden.flows import Engine, Inbound, Outbound
@@ -32,8 +33,11 @@ def run_terminal(
     user: str,
     stdin: TextIO = sys.stdin,
     stdout: TextIO = sys.stdout,
+    ready: Callable[[], None] = lambda: None,
 ) -> int:
-    """Chat until end of input; returns how many messages were handled."""
+    """Chat until end of input; returns how many messages were handled. `ready` runs once the
+    opening question is shown, before the first answer is read: `mitreden chat` loads the
+    model there, while the resident reads."""
     if isinstance(stdin, io.TextIOWrapper):
         # Bytes that are no UTF-8 (a file in another encoding, a cut character) become U+FFFD;
         # in a UTF-8 locale Python would otherwise end the chat with a UnicodeDecodeError.
@@ -45,6 +49,7 @@ def run_terminal(
     for opening in engine.opening(participant):
         stdout.write(render(opening) + "\n\n")
     stdout.flush()
+    ready()
     while True:
         if interactive:
             stdout.write("> ")

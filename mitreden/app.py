@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -94,6 +95,13 @@ def build_engine(settings: Settings, store: Store | None = None) -> Engine:
     engine, embedder = _engine(settings, store)
     load_nlp(engine, embedder)
     return engine
+
+
+def engine_with_nlp_to_load(settings: Settings) -> tuple[Engine, Callable[[], None]]:
+    """The engine for `settings` without its NLP yet, and the call that loads it: the
+    terminal asks its first question before the model loads (seconds, on a large database)."""
+    engine, embedder = _engine(settings, None)
+    return engine, lambda: load_nlp(engine, embedder)
 
 
 class App:

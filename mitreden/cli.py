@@ -312,11 +312,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _chat(settings: Settings, user: str) -> None:
     """A conversation in this terminal; it opens with the first question."""
-    from mitreden.app import build_engine
+    from mitreden.app import engine_with_nlp_to_load
     from mitreden.bot.terminal import run_terminal
     from mitreden.identity import load_pseudonymizer
 
-    run_terminal(build_engine(settings), load_pseudonymizer(settings), user)
+    engine, load_nlp = engine_with_nlp_to_load(settings)
+    run_terminal(engine, load_pseudonymizer(settings), user, ready=load_nlp)
 
 
 def _run(settings: Settings) -> None:

@@ -194,6 +194,22 @@ def test_help_loads_neither_the_store_nor_the_nlp() -> None:
     assert run.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_chat_asks_its_first_question_before_the_model_loads(tmp_path: Path) -> None:
+    """The resident reads the language question while the model loads behind it (seconds on
+    a large database), instead of looking at an empty terminal."""
+    chat = subprocess.run(
+        [MITREDEN, "chat", "--db", str(tmp_path / "x.db")],
+        input="1\n",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one stream: the order in which both were written
+        text=True,
+        env=environment(tmp_path, MITREDEN_LOG_LEVEL="INFO"),
+        check=True,
+    )
+    assert "NLP ready" in chat.stdout
+    assert chat.stdout.index("Welche Sprache") < chat.stdout.index("NLP ready")
+
+
 def test_listing_ideas_loads_neither_sqlite_utils_nor_numpy_nor_the_nlp(tmp_path: Path) -> None:
     """`mitreden ideas` reads rows and redacts them: sqlite-utils (which brings pandas when it is
     installed) is for migrations, NumPy for vectors; neither is needed on an up-to-date file."""
