@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -343,6 +344,25 @@ def quality(data: Prepared, embedder: Embedder) -> DatasetResult:
     )
 
 
+def print_suggestions(m: dict[str, Any]) -> None:
+    """One method's suggestion figures (the baseline's are printed first, from the same run)."""
+    few = ", ".join(f"{k}-shot {v:.3f}" for k, v in m["few_shot_top1"].items())
+    few_f1 = ", ".join(f"{v:.3f}" for v in m["few_shot_macro_f1"].values())
+    print(
+        f"suggestions ({m['method']}): zero-shot top-1 {m['zero_shot_top1']:.3f}, "
+        f"top-3 {m['zero_shot_top3']:.3f} (nearest description {m['nearest_description_top3']:.3f})"
+        f", macro-F1 {m['zero_shot_macro_f1']:.3f}; top-1 {few}, macro-F1 {few_f1}"
+    )
+    field, points = max(m["drift_excess"].items(), key=lambda kv: kv[1])
+    print(
+        f"  drift, a stream of 1,000 ideas confirmed as residents would: top-1 "
+        f"{m['drift_top1']:.3f}; most over-suggested {field}, {points:+.1f} points over its "
+        f"true share (goal: at most +5); zero-shot alone, before anything is learnt: "
+        f"{max(m['zero_shot_excess'].values()):+.1f}; grouping ARI {m['ari']:.3f} NMI "
+        f"{m['nmi']:.3f}, {m['new_topics']} texts in new topics"
+    )
+
+
 def print_dataset(result: DatasetResult) -> None:
     embedded = (
         f"cached (embedded at {result.embed_per_second:.1f} texts/s when computed)"
@@ -357,19 +377,8 @@ def print_dataset(result: DatasetResult) -> None:
     for r in result.rows:
         print(f"{r.method:<20} {r.ari:>6.3f} {r.nmi:>6.3f} {r.groups:>6} {r.seconds:>8.2f}")
     m = result.mitreden
-    few = ", ".join(f"{k}-shot {v:.3f}" for k, v in m["few_shot_top1"].items())
-    print(
-        f"mitreden suggestions: zero-shot top-1 {m['zero_shot_top1']:.3f}, "
-        f"top-3 {m['zero_shot_top3']:.3f}, macro-F1 {m['zero_shot_macro_f1']:.3f}; "
-        f"few-shot top-1 {few} ({m['fields']} fields)"
-    )
-    field, points = max(m["drift_excess"].items(), key=lambda kv: kv[1])
-    print(
-        f"drift, a stream of 1,000 ideas confirmed as residents would: top-1 "
-        f"{m['drift_top1']:.3f}; most over-suggested {field}, {points:+.1f} points over its "
-        f"true share (goal: at most +5); zero-shot alone, before anything is learnt: "
-        f"{max(m['zero_shot_excess'].values()):+.1f}"
-    )
+    for figures in (m["baseline"], m):
+        print_suggestions(figures)
     print(
         f"mitreden grouping: {m['groups']} groups, {m['new_topics']} texts in new topics; "
         f"whole evaluate() {m['evaluate_seconds']:.2f} s"
@@ -596,6 +605,48 @@ def print_scale(results: list[ScaleResult], pool: int) -> None:
 # goals and output
 
 
+SUGGESTION_GOALS = ("drift_excess_", "learning_curve_", "zero_shot_top3_", "macro_f1_")
+
+
+def suggestion_goals(dataset: str, m: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issue 16's goals for field suggestion, each with the baseline's figure from this run."""
+    old = m["baseline"]
+
+    def curve(figures: dict[str, Any]) -> list[float]:
+        return [figures["zero_shot_top1"], *figures["few_shot_top1"].values()]
+
+    def f1s(figures: dict[str, Any]) -> list[float]:
+        return [figures["zero_shot_macro_f1"], *figures["few_shot_macro_f1"].values()]
+
+    rising = curve(m)
+    return {
+        f"drift_excess_{dataset}": {
+            "goal": "<= +5 points",
+            "value": max(m["drift_excess"].values()),
+            "baseline": max(old["drift_excess"].values()),
+            "met": max(m["drift_excess"].values()) <= 5.0,
+        },
+        f"learning_curve_{dataset}": {
+            "goal": "top-1 strictly rising with k = 0, 10, 30, 100",
+            "value": rising,
+            "baseline": curve(old),
+            "met": all(a < b for a, b in pairwise(rising)),
+        },
+        f"zero_shot_top3_{dataset}": {
+            "goal": ">= nearest description + 0.05",
+            "value": m["zero_shot_top3"],
+            "baseline": m["nearest_description_top3"],
+            "met": m["zero_shot_top3"] >= m["nearest_description_top3"] + 0.05,
+        },
+        f"macro_f1_{dataset}": {
+            "goal": "above the baseline's at k = 0, 10, 30, 100",
+            "value": f1s(m),
+            "baseline": f1s(old),
+            "met": all(a > b for a, b in zip(f1s(m), f1s(old), strict=True)),
+        },
+    }
+
+
 def goals(quality_results: list[DatasetResult], scale_results: list[ScaleResult]) -> dict:
     """Each goal with its figure and met/missed; goals of a skipped part are left out."""
     out: dict[str, dict[str, Any]] = {}
@@ -606,6 +657,7 @@ def goals(quality_results: list[DatasetResult], scale_results: list[ScaleResult]
             "bertopic": r.row("BERTopic").nmi,
             "met": r.nmi_goal_met,
         }
+        out.update(suggestion_goals(r.dataset, r.mitreden))
     for r in scale_results:
         if r.size == GOAL_REGROUP_SIZE:
             out["regroup_100k_seconds"] = {
@@ -627,7 +679,9 @@ def print_goals(met: dict[str, dict[str, Any]]) -> None:
     for name, g in met.items():
         if name.startswith("nmi_vs_bertopic_"):
             continue  # printed under each data set
-        if name == "regroup_100k_seconds":
+        if name.startswith(SUGGESTION_GOALS):
+            label, shown = name, f"{g['value']}, baseline {g['baseline']}"
+        elif name == "regroup_100k_seconds":
             label = f"100k regrouped in < {GOAL_REGROUP_S:.0f} s"
             shown = f"{g['value']:.1f} s"
         else:

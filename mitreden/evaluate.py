@@ -3,6 +3,8 @@
 It runs the bot's own parts on a throw-away database: the configured embedder, the
 FieldSuggester (zero-shot, then fed k confirmed ideas per field as residents would confirm
 them), and the ClusterBook's full recompute over stored ideas. Nothing is a copy for testing.
+Every figure is given for the suggester's method and, in the same run on the same vectors, for
+the method before it (`BASELINE`), so a change shows against what it replaced.
 """
 
 import csv
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mitreden.errors import OperatorError
+from mitreden.nlp.classifier import METHODS
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.pipeline import IdeaNlp
@@ -31,6 +34,7 @@ DRIFT_IDEAS = 1000
 # than k=10 vs k=30 does: the figure is the mean over this many random draws.
 DRAWS = 5
 BATCH = 32
+METHOD, BASELINE = METHODS  # the suggester's method, and the one before it
 
 
 class EvalDataError(OperatorError, ValueError):
@@ -47,15 +51,19 @@ class Item:
 
 @dataclass
 class EvalResult:
+    method: str
     items: int
     skipped: int
     fields: int
     zero_shot_top1: float
     zero_shot_top3: float
     zero_shot_macro_f1: float
+    nearest_description_top3: float
+    """Top-3 of the plain cosine to each field's description: the zero-shot yardstick."""
     few_shot_top1: dict[str, float]
+    few_shot_macro_f1: dict[str, float]
     drift_top1: float
-    """Top-1 accuracy over the drift simulation's stream (see `_drift`)."""
+    """Top-1 accuracy over the drift simulation's stream (see `drift`)."""
     drift_excess: dict[str, float]
     """Per field: its share of first suggestions minus its true share, in points."""
     zero_shot_excess: dict[str, float]
@@ -66,6 +74,8 @@ class EvalResult:
     new_topics: int
     embed_per_second: float
     cluster_seconds: float
+    baseline: "EvalResult | None" = None
+    """The same figures for the method before (BASELINE), from the same run."""
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -119,36 +129,50 @@ def evaluate(
     vectors: np.ndarray | None = None,
     seed: int = 0,
 ) -> EvalResult:
+    """The figures of the suggester's method, with the baseline's from the same run."""
+    embed_rate = float("nan")
+    if vectors is None:
+        vectors, embed_rate = embed_items(embedder, items)
+    result = evaluate_method(items, taxonomy, embedder, vectors, seed, METHOD)
+    result.baseline = evaluate_method(items, taxonomy, embedder, vectors, seed, BASELINE)
+    result.embed_per_second = result.baseline.embed_per_second = embed_rate
+    return result
+
+
+def evaluate_method(
+    items: list[Item],
+    taxonomy: Taxonomy,
+    embedder: Embedder,
+    vectors: np.ndarray,
+    seed: int,
+    method: str,
+) -> EvalResult:
     from sklearn.metrics import (  # about a second to import; only `mitreden eval` needs it
         adjusted_rand_score,
         f1_score,
         normalized_mutual_info_score,
     )
 
-    embed_rate = float("nan")
-    if vectors is None:
-        vectors, embed_rate = embed_items(embedder, items)
     labels = np.array([i.label for i in items])
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp) / "eval.db")
-        nlp = IdeaNlp(embedder, taxonomy, store)
+        nlp = IdeaNlp(embedder, taxonomy, store, method=method)
         field_ids = np.array(nlp.suggester.field_ids)
         top = field_ids[_top(nlp.suggester, vectors, 3)]
-        few_shot = {
-            str(k): float(
-                np.mean(
-                    [
-                        _few_shot(embedder, taxonomy, store, vectors, labels, k, seed + draw)
-                        for draw in range(DRAWS)
-                    ]
-                )
-            )
-            for k in SHOTS
-        }
-        drift_top1, drift_excess = _drift(embedder, taxonomy, store, vectors, labels, seed)
+        cosines = vectors @ nlp.suggester._described.T
+        nearest = field_ids[np.argsort(-cosines, axis=1)[:, :3]]
+        draws = [
+            {
+                k: few_shot(embedder, taxonomy, store, vectors, labels, k, seed + d, method)
+                for k in SHOTS
+            }
+            for d in range(DRAWS)
+        ]
+        drift_top1, drift_excess = drift(embedder, taxonomy, store, vectors, labels, seed, method)
         cluster_seconds, grouping = _group(store, nlp, items, vectors, top[:, 0])
         store.close()
     return EvalResult(
+        method=method,
         items=len(items),
         skipped=0,
         fields=len(field_ids),
@@ -157,7 +181,9 @@ def evaluate(
         zero_shot_macro_f1=float(
             f1_score(labels, top[:, 0], labels=sorted(set(labels)), average="macro")
         ),
-        few_shot_top1=few_shot,
+        nearest_description_top3=float(np.mean((nearest == labels[:, None]).any(axis=1))),
+        few_shot_top1={str(k): float(np.mean([d[k][0] for d in draws])) for k in SHOTS},
+        few_shot_macro_f1={str(k): float(np.mean([d[k][1] for d in draws])) for k in SHOTS},
         drift_top1=drift_top1,
         drift_excess=drift_excess,
         zero_shot_excess=_excess(Counter(top[:, 0].tolist()), Counter(labels.tolist()), field_ids),
@@ -165,12 +191,12 @@ def evaluate(
         nmi=float(normalized_mutual_info_score(labels, grouping)),
         groups=len(set(grouping)),
         new_topics=int(sum(g.startswith(NEW_TOPICS) for g in grouping)),
-        embed_per_second=embed_rate,
+        embed_per_second=float("nan"),
         cluster_seconds=cluster_seconds,
     )
 
 
-def _few_shot(
+def few_shot(
     embedder: Embedder,
     taxonomy: Taxonomy,
     store: Store,
@@ -178,10 +204,14 @@ def _few_shot(
     labels: np.ndarray,
     k: int,
     seed: int,
-) -> float:
-    """Top-1 accuracy on the rest after k random ideas per field were confirmed (fewer if a
-    field has fewer than k+1 texts: one always stays to be scored)."""
-    suggester = FieldSuggester(embedder, taxonomy, store)
+    method: str,
+) -> tuple[float, float]:
+    """Top-1 accuracy and macro-F1 on the rest after k random ideas per field were confirmed
+    (fewer if a field has fewer than k+1 texts: one always stays to be scored). Each is fed as
+    a choice a person made (full weight), not as an accepted suggestion."""
+    from sklearn.metrics import f1_score
+
+    suggester = FieldSuggester(embedder, taxonomy, store, method=method)
     rng = random.Random(seed)
     fed = np.zeros(len(labels), dtype=bool)
     for label in sorted(set(labels)):
@@ -191,24 +221,28 @@ def _few_shot(
             fed[row] = True
     rest = ~fed
     best = np.array(suggester.field_ids)[_top(suggester, vectors[rest], 1)[:, 0]]
-    return float(np.mean(best == labels[rest]))
+    truth = labels[rest]
+    f1 = f1_score(truth, best, labels=sorted(set(truth)), average="macro")
+    return float(np.mean(best == truth)), float(f1)
 
 
-def _drift(
+def drift(
     embedder: Embedder,
     taxonomy: Taxonomy,
     store: Store,
     vectors: np.ndarray,
     labels: np.ndarray,
     seed: int,
+    method: str,
 ) -> tuple[float, dict[str, float]]:
     """Whether the suggester learns from its own guesses. A stream of DRIFT_IDEAS ideas drawn
     from the labelled ones (with replacement: the data sets are smaller), each suggested and
     then confirmed as a resident would: the first suggestion whenever the true field is among
-    the top 3, else the true field; the suggester learns every confirmation, as the engine's
-    does. Returns the stream's top-1 accuracy and, per field, how many points its share of
-    first suggestions exceeds its true share."""
-    suggester = FieldSuggester(embedder, taxonomy, store)
+    the top 3, else the true field; the suggester learns every confirmation as the engine's
+    does (`IdeaNlp._learn`: its weight, and what was suggested first). Returns the stream's
+    top-1 accuracy and, per field, how many points its share of first suggestions exceeds
+    its true share."""
+    suggester = FieldSuggester(embedder, taxonomy, store, method=method)
     rows = np.random.default_rng(seed).integers(0, len(labels), DRIFT_IDEAS)
     suggested: Counter[str] = Counter()
     true: Counter[str] = Counter()
@@ -219,7 +253,9 @@ def _drift(
         suggested[top3[0]] += 1
         true[truth] += 1
         hits += top3[0] == truth
-        suggester.learn(top3[0] if truth in top3 else truth, vectors[row])
+        chosen = top3[0] if truth in top3 else truth
+        weight = suggester.lesson_weight(top3[0], chosen)
+        suggester.learn(chosen, vectors[row], weight, suggested=top3[0])
     return hits / DRIFT_IDEAS, _excess(suggested, true, suggester.field_ids)
 
 
@@ -265,27 +301,47 @@ def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
 
 
 def _drifted(result: EvalResult) -> str:
-    field, points = max(result.drift_excess.items(), key=lambda kv: kv[1])
-    before = max(result.zero_shot_excess.values())
-    return (
-        f"top-1 {result.drift_top1:.3f}; {field} suggested {points:+.1f} points over its "
-        f"share (zero-shot alone: {before:+.1f})"
-    )
+    points = max(result.drift_excess.values())
+    return f"top-1 {result.drift_top1:.3f}, worst {points:+.1f}"
+
+
+def _figures(result: EvalResult) -> list[tuple[str, str]]:
+    """The rows that differ by method, as (name, value)."""
+    few = ", ".join(f"{v:.3f}" for v in result.few_shot_top1.values())
+    few_f1 = ", ".join(f"{v:.3f}" for v in result.few_shot_macro_f1.values())
+    return [
+        ("zero-shot top-1 / top-3", f"{result.zero_shot_top1:.3f} / {result.zero_shot_top3:.3f}"),
+        ("zero-shot macro-F1", f"{result.zero_shot_macro_f1:.3f}"),
+        ("zero-shot over-suggestion", f"{max(result.zero_shot_excess.values()):+.1f} points"),
+        (f"top-1, k = {', '.join(map(str, SHOTS))}", few),
+        ("macro-F1, k = same", few_f1),
+        (f"drift, {DRIFT_IDEAS} ideas", _drifted(result)),
+        ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
+        ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
+        ("grouping seconds", f"{result.cluster_seconds:.2f}"),
+    ]
 
 
 def as_table(result: EvalResult) -> str:
-    few = ", ".join(f"{k}-shot {v:.3f}" for k, v in result.few_shot_top1.items())
+    """One column per method when the baseline ran beside it; the drift row is the worst
+    field's share of first suggestions over its true share (goal: at most +5 points)."""
     rows = [
         ("items (skipped)", f"{result.items} ({result.skipped})"),
         ("action fields", str(result.fields)),
-        ("zero-shot top-1 / top-3", f"{result.zero_shot_top1:.3f} / {result.zero_shot_top3:.3f}"),
-        ("zero-shot macro-F1", f"{result.zero_shot_macro_f1:.3f}"),
-        (f"few-shot top-1 ({DRAWS} draws)", few),
-        (f"drift over {DRIFT_IDEAS} ideas", _drifted(result)),
-        ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
-        ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
+        ("nearest-description top-3", f"{result.nearest_description_top3:.3f}"),
+        (f"learning curve ({DRAWS} draws)", "top-1 with k confirmed per field"),
         ("embedded per second", f"{result.embed_per_second:.1f}"),
-        ("grouping seconds", f"{result.cluster_seconds:.2f}"),
     ]
+    mine = _figures(result)
+    if result.baseline is None:
+        rows += mine
+    else:
+        before = _figures(result.baseline)
+        left = max(len(value) for _, value in before)
+        rows.append(("method", f"{result.baseline.method:<{left}}  {result.method}"))
+        rows += [
+            (name, f"{old:<{left}}  {new}")
+            for (name, old), (_, new) in zip(before, mine, strict=True)
+        ]
     width = max(len(name) for name, _ in rows)
     return "".join(f"{name:<{width}}  {value}\n" for name, value in rows)

@@ -55,14 +55,21 @@ def paraphrase_similarities(suggester: FieldSuggester, store: Store | None) -> n
 
 
 def _lane(
-    field_id: str | None, confirmed: bool, score: float | None, fences: Mapping[str, float | None]
+    field_id: str | None,
+    confirmed: bool,
+    score: float | None,
+    fences: Mapping[str, float | None],
+    unsure_below: float | None = None,
 ) -> str:
+    """`unsure_below`: a calibrated suggester's probability under which it is sure of no
+    field; it replaces the fences, which find outliers among cosines but, among
+    probabilities bunched near 1, took a plain office idea at 0.57 for one."""
     if field_id is None:
         return NEW_TOPICS
-    fence = fences.get(field_id)
-    if not confirmed and fence is not None and score is not None and score < fence:
-        return NEW_TOPICS
-    return field_id
+    if confirmed or score is None:
+        return field_id
+    fence = fences.get(field_id) if unsure_below is None else unsure_below
+    return NEW_TOPICS if fence is not None and score < fence else field_id
 
 
 class _Lane:
@@ -227,7 +234,7 @@ class ClusterBook:
             return where[1] if where else None
 
     def lane_for(self, field_id: str | None, confirmed: bool, score: float | None) -> str:
-        return _lane(field_id, confirmed, score, self._fences)
+        return _lane(field_id, confirmed, score, self._fences, self.suggester.unsure_below)
 
     def place(
         self,
@@ -303,7 +310,8 @@ class ClusterBook:
         }
         lanes: dict[str, list[int]] = {}
         for i in range(len(rows)):
-            lanes.setdefault(_lane(fields[i], confirmed[i], own[i], fences), []).append(i)
+            lane = _lane(fields[i], confirmed[i], own[i], fences, self.suggester.unsure_below)
+            lanes.setdefault(lane, []).append(i)
         old = self._old_groups()
         groups: list[tuple[int | None, str, list[tuple[int, int | None]]]] = []
         for lane, rows_in_lane in lanes.items():

@@ -40,14 +40,17 @@ class IdeaNlp:
         taxonomy: Taxonomy,
         store: Store,
         parallel: Mapping[str, Sequence[str]] | None = None,
+        method: str = "balanced",
     ) -> None:
         """`parallel`: the same sentences in each language (`Catalogue.parallel`), from which
         ideas in other languages are made to look like German ones (`neutral`); without it,
-        vectors are the model's own."""
+        vectors are the model's own. `method`: the suggester's (`nlp/classifier.py`)."""
         self.embedder = embedder
         self.offsets = LanguageOffsets(embedder, store, parallel or {})
-        self.suggester = FieldSuggester(embedder, taxonomy, store)
+        self.suggester = FieldSuggester(embedder, taxonomy, store, method=method)
         self.index = IdeaIndex(self.suggester.dims)
+        # The field suggested first for each idea: what its confirmation teaches depends on it.
+        self._suggested: dict[int, str] = {}
         self.index.extend(self._learnt(store), store.embedded_count())
         self.clusters = ClusterBook(store, self.suggester, vectors=self.index.vectors)
         # Texts embedded ahead of their turn (`prepare`): each vector with the number of times
@@ -59,8 +62,10 @@ class IdeaNlp:
         """Every stored idea for the index, each confirmed one learnt by the suggester on
         the way: one pass over the vectors, none of them held twice."""
         for idea_id, owner, suggested, confirmed, vector in store.each_idea_vector():
+            if suggested:
+                self._suggested[idea_id] = suggested
             if confirmed:
-                self.suggester.learn(confirmed, vector)
+                self._learn(idea_id, confirmed, vector)
             yield idea_id, owner, confirmed or suggested, vector
 
     @property
@@ -123,8 +128,19 @@ class IdeaNlp:
         now: str,
     ) -> None:
         field, score = suggestion
+        self._suggested[idea_id] = field
         self.index.add(idea_id, owner, field, vector)
         self.clusters.place(idea_id, vector, field, confirmed=False, score=score, now=now)
+
+    def _learn(self, idea_id: int, field: str, vector: np.ndarray, sign: float = 1.0) -> None:
+        """Teach (sign 1) or take back (sign -1) one confirmation. Its weight is decided here,
+        from what was suggested first: a resident accepting the first suggestion teaches less
+        than a choice against it or a moderator's correction (which differs from the field
+        confirmed before). A restart learns the stored confirmations with the same weights:
+        they depend only on the stored suggested and confirmed field."""
+        suggested = self._suggested.get(idea_id)
+        weight = self.suggester.lesson_weight(suggested, field)
+        self.suggester.learn(field, vector, sign * weight, suggested=suggested)
 
     def confirm(
         self, idea_id: int, field: str | None, vector: np.ndarray, now: str, was: str | None = None
@@ -134,10 +150,10 @@ class IdeaNlp:
         `was` is the field confirmed before (a moderator's correction): its lesson is taken back.
         """
         if was:
-            self.suggester.learn(was, vector, weight=-1.0)
+            self._learn(idea_id, was, vector, sign=-1.0)
         if field:
             self.index.set_field(idea_id, field)
-            self.suggester.learn(field, vector)
+            self._learn(idea_id, field, vector)
             self.clusters.place(idea_id, vector, field, confirmed=True, score=None, now=now)
 
     def forget(self, ideas: list[StoredIdea]) -> None:
@@ -145,4 +161,5 @@ class IdeaNlp:
         self.clusters.forget({idea.id: idea.vector for idea in ideas})
         for idea in ideas:
             if idea.confirmed_field:
-                self.suggester.learn(idea.confirmed_field, idea.vector, weight=-1.0)
+                self._learn(idea.id, idea.confirmed_field, idea.vector, sign=-1.0)
+            self._suggested.pop(idea.id, None)

@@ -1,15 +1,17 @@
-"""Which action field an idea belongs to, learning from every confirmed idea.
+"""Which action field an idea belongs to, learning from confirmed ideas.
 
-Each field has a prototype vector: its description texts count as `prior_weight` examples,
-and every idea a resident or moderator confirmed for that field counts as one more. With no
-confirmations this is zero-shot nearest-description; as confirmations accumulate the prototype
-moves towards how residents actually talk about the field.
+The suggester embeds each field's description texts once and hands the learning to a model
+from `nlp/classifier.py`: by default the calibrated, class-balanced one, which starts from the
+descriptions (zero-shot) and learns from confirmations and corrections without letting a large
+field swallow the others; `method="prototype"` is the method before it, kept as the baseline
+`mitreden eval` compares with.
 """
 
 import hashlib
 
 import numpy as np
 
+from mitreden.nlp.classifier import UNSURE_BELOW, make_model
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
@@ -47,39 +49,59 @@ class FieldSuggester:
         embedder: Embedder,
         taxonomy: Taxonomy,
         store: Store | None = None,
-        prior_weight: float = 5.0,
+        method: str = "balanced",
     ) -> None:
         self.embedder = embedder
+        self.method = method
         self.field_ids = [f.id for f in taxonomy.leaves]
         self._row = {field_id: i for i, field_id in enumerate(self.field_ids)}
-        self.prior_weight = prior_weight
         described = []
         for leaf in taxonomy.leaves:
             vectors = embed_cached(embedder, store, leaf.texts())
             mean = vectors.mean(axis=0)
             described.append(mean / np.linalg.norm(mean))
         self._described = np.stack(described)
-        self._sums = np.zeros_like(self._described)
-        self._counts = np.zeros(len(self.field_ids))
-        self._prototypes = self._described.copy()
+        self.model = make_model(method, self._described)
 
     @property
     def dims(self) -> int:
         return self._described.shape[1]
 
-    def learn(self, field_id: str, vector: np.ndarray, weight: float = 1.0) -> None:
-        """Add (weight 1) or take back (weight -1) one confirmed idea."""
+    @property
+    def unsure_below(self) -> float | None:
+        """A suggestion's score under which an unconfirmed idea is filed under no field: the
+        calibrated model's probabilities have one; the prototype method's cosines do not (the
+        grouping finds each field's outliers among them instead)."""
+        return UNSURE_BELOW if self.model.calibrated else None
+
+    def lesson_weight(self, suggested: str | None, chosen: str, corrected: bool = False) -> float:
+        """How much a confirmation teaches: a resident accepting the first suggestion less than
+        a choice against it or a moderator's correction (per the method)."""
+        return self.model.lesson_weight(suggested == chosen and not corrected)
+
+    def learn(
+        self,
+        field_id: str,
+        vector: np.ndarray,
+        weight: float = 1.0,
+        suggested: str | None = None,
+    ) -> None:
+        """Add (weight > 0) or take back (the same weight, negative) one confirmed idea.
+
+        `suggested`: the field suggested first for it, if known; which field people choose
+        against which was suggested calibrates the suggestions (see `nlp/classifier.py`)."""
         row = self._row.get(field_id)
         if row is None:
             return
-        self._sums[row] += weight * vector
-        self._counts[row] += weight
-        blended = self.prior_weight * self._described[row] + self._sums[row]
-        self._prototypes[row] = blended / max(np.linalg.norm(blended), 1e-12)
+        self.model.learn(row, vector, weight)
+        first = self._row.get(suggested) if suggested else None
+        if first is not None:
+            self.model.feedback(first, row, 1.0 if weight > 0 else -1.0)
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
-        """Cosine of each vector (rows) to each field prototype (columns)."""
-        return np.atleast_2d(vectors) @ self._prototypes.T
+        """Each vector's (rows) score for each field (columns): probabilities for the
+        balanced method, cosines to the prototypes for the prototype method."""
+        return self.model.scores(vectors)
 
     def description_score(self, vector: np.ndarray, field_id: str) -> float:
         """Cosine to the field's description alone: a yardstick that learning does not move."""

