@@ -1,9 +1,11 @@
 """The grouping of stored ideas: lanes, joins as ideas arrive, and full recomputes.
 
 Lanes: an idea goes to the lane of the field a resident or moderator confirmed. An idea nobody
-confirmed goes to the lane of its best field, unless its score there is an outlier for that
-field (below the field's fence, see `grouping.lower_fence`): then it goes to NEW_TOPICS and is
-grouped with other such ideas, so what fits no field does not vanish into the nearest one.
+confirmed goes to the lane of its best field, unless the suggester is unsure of it (its
+probability below `FieldSuggester.unsure_below`; for the uncalibrated prototype method, a
+score that is an outlier for that field, below its fence, see `grouping.lower_fence`): then it
+goes to NEW_TOPICS and is grouped with other such ideas, so what fits no field does not vanish
+into the nearest one.
 
 Within a lane, `grouping.group` makes the groups. Between recomputes a new idea joins the group
 whose members it is most alike on average, if that beats the lane's mean pair similarity (at
