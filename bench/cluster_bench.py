@@ -613,10 +613,11 @@ def suggestion_goals(dataset: str, m: dict[str, Any]) -> dict[str, dict[str, Any
     old = m["baseline"]
 
     def curve(figures: dict[str, Any]) -> list[float]:
-        return [figures["zero_shot_top1"], *figures["few_shot_top1"].values()]
+        return [round(v, 3) for v in (figures["zero_shot_top1"], *figures["few_shot_top1"].values())]
 
     def f1s(figures: dict[str, Any]) -> list[float]:
-        return [figures["zero_shot_macro_f1"], *figures["few_shot_macro_f1"].values()]
+        values = (figures["zero_shot_macro_f1"], *figures["few_shot_macro_f1"].values())
+        return [round(v, 3) for v in values]
 
     rising = curve(m)
     return {
@@ -634,8 +635,8 @@ def suggestion_goals(dataset: str, m: dict[str, Any]) -> dict[str, dict[str, Any
         },
         f"zero_shot_top3_{dataset}": {
             "goal": ">= nearest description + 0.05",
-            "value": m["zero_shot_top3"],
-            "baseline": m["nearest_description_top3"],
+            "value": round(m["zero_shot_top3"], 3),
+            "baseline": round(m["nearest_description_top3"], 3),
             "met": m["zero_shot_top3"] >= m["nearest_description_top3"] + 0.05,
         },
         f"macro_f1_{dataset}": {
