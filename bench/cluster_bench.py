@@ -613,7 +613,8 @@ def suggestion_goals(dataset: str, m: dict[str, Any]) -> dict[str, dict[str, Any
     old = m["baseline"]
 
     def curve(figures: dict[str, Any]) -> list[float]:
-        return [round(v, 3) for v in (figures["zero_shot_top1"], *figures["few_shot_top1"].values())]
+        values = (figures["zero_shot_top1"], *figures["few_shot_top1"].values())
+        return [round(v, 3) for v in values]
 
     def f1s(figures: dict[str, Any]) -> list[float]:
         values = (figures["zero_shot_macro_f1"], *figures["few_shot_macro_f1"].values())
