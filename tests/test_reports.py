@@ -30,6 +30,7 @@ def group(ideas: int, people: int, **changes: object) -> GroupSummary:
         "summary": ["Eine Karte mit offenen Daten"],
         "districts": {},
         "age_bands": {},
+        "label_share": 1.0,
     }
     return GroupSummary(**{**values, **changes})
 
