@@ -23,7 +23,9 @@ from mitreden.nlp.classifier import METHODS
 from mitreden.nlp.clusters import NEW_TOPICS
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.pipeline import IdeaNlp
+from mitreden.nlp.redact import KINDS
 from mitreden.nlp.suggest import FieldSuggester
+from mitreden.nlp.summary import summarize
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
 
@@ -72,6 +74,10 @@ class EvalResult:
     nmi: float
     groups: int
     new_topics: int
+    label_quality: float
+    """The share of groups whose label uses a word that at least half their ideas use."""
+    unlabelled: int
+    """Groups with no label."""
     embed_per_second: float
     cluster_seconds: float
     baseline: "EvalResult | None" = None
@@ -170,6 +176,7 @@ def evaluate_method(
         ]
         drift_top1, drift_excess = drift(embedder, taxonomy, store, vectors, labels, seed, method)
         cluster_seconds, grouping = _group(store, nlp, items, vectors, top[:, 0])
+        labels_of = [g for f in summarize(store, taxonomy, _PLACEHOLDERS) for g in f.groups]
         store.close()
     return EvalResult(
         method=method,
@@ -191,6 +198,8 @@ def evaluate_method(
         nmi=float(normalized_mutual_info_score(labels, grouping)),
         groups=len(set(grouping)),
         new_topics=int(sum(g.startswith(NEW_TOPICS) for g in grouping)),
+        label_quality=float(np.mean([g.label_share >= 0.5 for g in labels_of] or [0.0])),
+        unlabelled=sum(not g.keywords for g in labels_of),
         embed_per_second=float("nan"),
         cluster_seconds=cluster_seconds,
     )
@@ -300,6 +309,10 @@ def sample(items: list[Item], n: int | None, seed: int = 0) -> list[Item]:
     return random.Random(seed).sample(items, n)
 
 
+_PLACEHOLDERS = {kind: f"[{kind}]" for kind in KINDS}
+"""Summaries here are only read for their labels: any placeholder will do."""
+
+
 def _drifted(result: EvalResult) -> str:
     points = max(result.drift_excess.values())
     return f"top-1 {result.drift_top1:.3f}, worst {points:+.1f}"
@@ -318,6 +331,10 @@ def _figures(result: EvalResult) -> list[tuple[str, str]]:
         (f"drift, {DRIFT_IDEAS} ideas", _drifted(result)),
         ("grouping ARI / NMI", f"{result.ari:.3f} / {result.nmi:.3f}"),
         ("groups (ideas in new topics)", f"{result.groups} ({result.new_topics})"),
+        (
+            "label quality (unlabelled)",
+            f"{result.label_quality:.3f} ({result.unlabelled})",
+        ),
         ("grouping seconds", f"{result.cluster_seconds:.2f}"),
     ]
 

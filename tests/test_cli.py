@@ -456,11 +456,13 @@ def test_eval_prints_suggestion_and_grouping_figures(tmp_path: Path) -> None:
     assert abs(sum(excess.values())) < 1  # shares of one stream: what one field gains, others lose
     assert 0 <= figures["nmi"] <= 1 and -1 <= figures["ari"] <= 1
     assert figures["embed_per_second"] > 0
+    assert 0 <= figures["label_quality"] <= 1 and figures["unlabelled"] == 0
 
     table = run("eval", "--data", str(data), "--taxonomy", taxonomy, "--sample", "4", home=tmp_path)
     assert table.returncode == 0, table.stderr
     assert "items (skipped)               4 (1)" in table.stdout
     assert "grouping ARI / NMI" in table.stdout
+    assert "label quality (unlabelled)" in table.stdout
 
 
 @pytest.mark.parametrize(
