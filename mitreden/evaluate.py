@@ -198,7 +198,7 @@ def evaluate_method(
         nmi=float(normalized_mutual_info_score(labels, grouping)),
         groups=len(set(grouping)),
         new_topics=int(sum(g.startswith(NEW_TOPICS) for g in grouping)),
-        label_quality=float(np.mean([g.label_share >= 0.5 for g in labels_of] or [0.0])),
+        label_quality=float(np.mean([float(g.label_share >= 0.5) for g in labels_of] or [0.0])),
         unlabelled=sum(not g.keywords for g in labels_of),
         embed_per_second=float("nan"),
         cluster_seconds=cluster_seconds,
