@@ -394,6 +394,19 @@ def _readings(db: "sqlite_utils.Database") -> None:
     )
 
 
+def _reference_indexes(db: "sqlite_utils.Database") -> None:
+    """An index on every column that references another row: deleting a row makes SQLite find
+    the rows that point at it, and without an index that is a scan of their table per deleted
+    row. For `duplicate_of` it read every idea and membership once per erased idea (erasing 12
+    ideas at 100,000 took 1.6 s, holding every other resident's reply; with the index 4 ms);
+    the other three tables are small, and stay quick as they grow."""
+    db.execute("CREATE INDEX ideas_duplicate_of ON ideas(duplicate_of)")
+    db.execute("CREATE INDEX cluster_members_duplicate_of ON cluster_members(duplicate_of)")
+    db.execute("CREATE INDEX clusters_merged_into ON clusters(merged_into)")
+    db.execute("CREATE INDEX polls_workshop ON polls(workshop_id)")
+    db.execute("CREATE INDEX dispatches_summary ON dispatches(summary_id)")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _initial,
     _clusters,
@@ -408,4 +421,5 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _placements,
     _grouped_state,
     _readings,
+    _reference_indexes,
 ]

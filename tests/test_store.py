@@ -158,3 +158,25 @@ def test_queued_messages_move_onto_their_pages_in_order_and_pages_keep_their_las
     assert left == [("telegram", "p-tg"), ("web", other)]  # the file is the web chat's to keep
     with store.transaction():
         assert store.outbox_onto_pages("web", now) == 0
+
+
+def test_every_reference_has_an_index(tmp_path: Path) -> None:
+    """Deleting a row makes SQLite find every row that points at it (to refuse, cascade or set
+    NULL); without an index on the pointing column that is a scan of its whole table per row,
+    as erasing 12 ideas at 100,000 was (1.6 s) before `ideas.duplicate_of` had one."""
+    store = Store(tmp_path / "x.db")
+    tables = [
+        row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    ]
+    unindexed = []
+    for table in tables:
+        leading = {
+            store.db.execute(f"PRAGMA index_info('{index[1]}')").fetchone()[2]
+            for index in store.db.execute(f"PRAGMA index_list('{table}')")
+        }
+        columns = store.db.execute(f"PRAGMA table_info('{table}')")
+        leading |= {column[1] for column in columns if column[5] == 1}  # the primary key's first
+        for reference in store.db.execute(f"PRAGMA foreign_key_list('{table}')"):
+            if reference[3] not in leading:
+                unindexed.append(f"{table}.{reference[3]} -> {reference[2]}")
+    assert not unindexed
