@@ -34,7 +34,9 @@ def filler_words() -> frozenset[str]:
 def _spacy_without_torch() -> "ModuleType":
     """spaCy, imported so that thinc does not import torch (when this process has not already):
     blank pipelines never use it, and it cost 180 MB and a second at the first summary.
-    Torch itself stays importable for whatever needs it later."""
+    Torch itself stays importable for whatever needs it later; an embedder that needs it
+    imports it when it is made (`App` makes it before any thread reads ideas), so no other
+    thread meets the moment `import torch` is refused."""
     if "torch" in sys.modules or "spacy" in sys.modules:
         import spacy
 
