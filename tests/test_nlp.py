@@ -283,3 +283,17 @@ def test_the_index_filled_at_once_is_the_index_filled_one_by_one(counted: int) -
             expected = one_by_one.similar(v, exclude_owner="p-0", field=field, k=4)
             assert at_once.similar(v, exclude_owner="p-0", field=field, k=4) == expected
     assert at_once.vectors([4, 9]).keys() == {4, 9}
+
+
+def test_the_index_after_removals_and_growth_finds_what_is_left() -> None:
+    """Rows are written into a buffer that grows; removing ideas compacts it."""
+    vectors = np.eye(6, 8, dtype=np.float32)
+    index = IdeaIndex(8)
+    for n, v in enumerate(vectors):
+        index.add(n, f"p-{n}", "f", v)
+    index.remove({1, 3})
+    index.add(9, "p-9", "f", vectors[3])
+    assert len(index) == 5
+    assert index.similar(vectors[3], exclude_owner="x", min_score=0.5) == [(9, 1.0)]
+    assert index.similar(vectors[1], exclude_owner="x", min_score=0.5) == []
+    assert set(index.vectors([0, 1, 9])) == {0, 9}
