@@ -231,11 +231,16 @@ ANSWERING = (
 ANSWERS_LINE = "answers: {yes: j, no: n, other: o, unsure: u, change: c, none: x}\n"
 
 
-def one_step_flow(tmp_path: Path, step: str) -> Path:
+ROLES_LINE = "roles: {language: a, delete: a, cancelled: a, idea: a}\n"
+
+
+def one_step_flow(
+    tmp_path: Path, step: str, roles: str = ROLES_LINE, answers: str = ANSWERS_LINE
+) -> Path:
     path = tmp_path / "flow.yaml"
     path.write_text(
         f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {step}\n{ANSWERING}"
-        f"roles: {{language: a, delete: a, cancelled: a, idea: a}}\n{ANSWERS_LINE}",
+        f"{roles}\n{answers}\n",
         encoding="utf-8",
     )
     return path
@@ -256,14 +261,8 @@ def test_flow_pointing_nowhere_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_a_flow_names_the_steps_the_engine_needs(tmp_path: Path, roles: str, message: str) -> None:
-    path = tmp_path / "flow.yaml"
-    path.write_text(
-        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n"
-        f"{ANSWERING}{roles}\n{ANSWERS_LINE}",
-        encoding="utf-8",
-    )
     with pytest.raises(FlowError, match=message):
-        load_flow(path)
+        load_flow(one_step_flow(tmp_path, "{end: true}", roles=roles))
 
 
 @pytest.mark.parametrize(
@@ -278,14 +277,8 @@ def test_a_flow_names_the_steps_the_engine_needs(tmp_path: Path, roles: str, mes
 def test_a_flow_names_the_answers_the_code_tells_apart(
     tmp_path: Path, answers: str, message: str
 ) -> None:
-    path = tmp_path / "flow.yaml"
-    path.write_text(
-        f"consent_version: '1'\nstart: a\ncommands: {{}}\nsteps:\n  a: {{end: true}}\n"
-        f"{ANSWERING}roles: {{language: a, delete: a, cancelled: a, idea: a}}\n{answers}\n",
-        encoding="utf-8",
-    )
     with pytest.raises(FlowError, match=message):
-        load_flow(path)
+        load_flow(one_step_flow(tmp_path, "{end: true}", answers=answers))
 
 
 def test_a_flow_with_every_answer_offered_loads(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 its idea and when the idea's words change, and the vocabulary the triggers keep is always
 what counting every reading again would give. Real SQLite, real spaCy pipelines."""
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from mitreden.store import Store
 
 NOW = "2026-12-04T10:00:00+00:00"
 FIELD = "impulse_lebenswerte_stadtentwicklung"
+PEOPLE = itertools.count()
 
 
 @pytest.fixture
@@ -28,8 +30,8 @@ def grouped(store: Store, texts: list[str], lane: str = FIELD) -> list[int]:
     with store.transaction():
         group = store.new_cluster(lane, NOW)
         ids = []
-        for n, text in enumerate(texts):
-            who = f"p-{store.db.execute('SELECT count(*) FROM participants').fetchone()[0]}-{n}"
+        for text in texts:
+            who = f"p-{next(PEOPLE)}"
             store.ensure_participant(who, "test", NOW)
             ids.append(
                 store.add_idea(
