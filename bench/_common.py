@@ -224,7 +224,7 @@ def print_failures(failures: list[str], also: list[str] | None = None, shown: in
 
 def print_goal(met: JSON, key: str, wording: str) -> None:
     """One goal's line: `wording`, whether it was met, and the share measured."""
-    if not met:
+    if key not in met:  # a row left out (--skip-nlp)
         return
     goal = met[key]
     value = "-" if goal["value"] is None else f"{goal['value']:.0%}"
