@@ -41,12 +41,15 @@ import hmac
 import io
 import logging
 import re
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+import aiohttp
+import certifi
 from aiohttp import web
 from telegram import (
     BotCommand,
@@ -58,7 +61,16 @@ from telegram import (
     Message,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, TelegramError
+from telegram._utils.defaultvalue import DefaultValue
+from telegram._utils.types import ODVInput
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -70,7 +82,7 @@ from telegram.ext import (
     PollHandler,
     filters,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, RequestData
 
 from mitreden.bot import ChannelError, Failure
 from mitreden.bot.ahead import Ahead
@@ -105,6 +117,7 @@ AT_ONCE = 100
 REPOLL_SECONDS = 0.5
 # Bot API calls under way at once (each on its own connection).
 CONNECTIONS = 8
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 log = logging.getLogger(__name__)
 
@@ -215,21 +228,105 @@ class Outbox:
                 self._ids.clear()
 
 
-class FewAtOnce(HTTPXRequest):
-    """PTB's HTTP client, with calls beyond `connections` waiting their turn here.
+class AiohttpRequest(BaseRequest):
+    """PTB's Bot API calls over an aiohttp client session instead of httpx.
 
-    httpx looks at every pooled connection and every waiting call each time a call starts or
-    ends, so with a hundred updates in hand (each sending, answering a press) PTB's pool of
-    256 connections, or a small pool with a queue inside httpx, cost more per call than the
-    call itself; a semaphore in front keeps httpx's work per call constant."""
+    httpx, with httpcore and anyio beneath it, cost more CPU per call than the rest of the
+    bot: cancel scopes, locks and a socket look-up for every pooled connection at every call
+    (with a hundred updates in hand, each sending and answering a press). aiohttp is here
+    anyway (the webhook endpoint), and its client makes the same call for less than half.
+    Everything above this stays PTB's: the `Bot`, its errors, its rate limiter and its
+    timeouts (a long poll's read timeout grows with its `timeout`, as PTB asks). As with
+    httpx, proxies come from the environment (HTTPS_PROXY, NO_PROXY) and certificates are
+    checked against certifi's.
 
-    def __init__(self, connections: int) -> None:
-        super().__init__(connection_pool_size=connections)
+    At most `connections` calls are under way at once; the others wait their turn here, and
+    a call's timeouts count from when it has its connection."""
+
+    def __init__(
+        self,
+        connections: int,
+        read_timeout: float | None = 5.0,
+        write_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = None,
+        media_write_timeout: float | None = 20.0,
+    ) -> None:
+        self._connections = connections
         self._free = asyncio.Semaphore(connections)
+        self._read, self._write, self._connect = read_timeout, write_timeout, connect_timeout
+        self._pool, self._media_write = pool_timeout, media_write_timeout
+        self._session: aiohttp.ClientSession | None = None
 
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        async with self._free:
-            return await super().do_request(*args, **kwargs)
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read
+
+    async def initialize(self) -> None:
+        if self._session is None or self._session.closed:
+            tls = ssl.create_default_context(cafile=certifi.where())
+            connector = aiohttp.TCPConnector(limit=self._connections, ssl=tls)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        write_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        connect_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+        pool_timeout: ODVInput[float] = BaseRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        session = self._session
+        if session is None or session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized")
+        files = request_data.multipart_data if request_data else None
+        fields = request_data.json_parameters if request_data else {}
+        body: Any = None
+        headers = None
+        if files:
+            form = aiohttp.FormData()
+            for name, value in fields.items():
+                form.add_field(name, value)
+            for name, (filename, content, mimetype) in files.items():
+                form.add_field(name, content, filename=filename, content_type=mimetype)
+            body = form
+        elif fields:
+            body, headers = urlencode(fields).encode(), FORM
+        read = _given(read_timeout, self._read)
+        write = _given(write_timeout, self._media_write if files else self._write)
+        connect = _given(connect_timeout, self._connect)
+        # aiohttp has no write timeout of its own: the whole call gets them all together.
+        total = None if read is None or write is None else read + write + (connect or 0)
+        timeout = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+        try:
+            async with asyncio.timeout(_given(pool_timeout, self._pool)):
+                await self._free.acquire()
+        except TimeoutError:
+            raise TimedOut("Pool timeout: the request was not sent") from None
+        try:
+            async with session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError as err:
+            raise TimedOut from err
+        except aiohttp.ClientError as err:  # its text can name the URL, and so the token
+            raise NetworkError(f"aiohttp.{type(err).__name__}") from err
+        finally:
+            self._free.release()
+
+
+def _given(value: ODVInput[float], default: float | None) -> float | None:
+    """A timeout PTB passes on: its default stands for ours."""
+    return default if isinstance(value, DefaultValue) else value
 
 
 def _lines(update: Update) -> list[Hashable]:
@@ -295,7 +392,8 @@ class TelegramChannel:
         self._site: web.AppRunner | None = None
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any]
         builder = ApplicationBuilder().token(token).updater(None).concurrent_updates(AT_ONCE)
-        builder = builder.request(FewAtOnce(CONNECTIONS))
+        builder = builder.request(AiohttpRequest(CONNECTIONS))
+        builder = builder.get_updates_request(AiohttpRequest(1))
         if rate_limiter:
             builder = builder.rate_limiter(AIORateLimiter())
         if api_base_url:
