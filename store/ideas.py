@@ -180,11 +180,13 @@ class IdeaRecords(Records):
 
     def ungrouped_facts(self) -> list[IdeaFacts]:
         """What a summary counts of the ideas in no group that a moderator did not reject."""
+        # Their ids first: that query reads only the index on `review`, where asking for the
+        # facts at once read every idea's row, vector and all (0.1 s at 100,000 ideas).
         cursor = self.db.execute(
-            f"SELECT {_FACTS} FROM ideas WHERE review != 'rejected' "
+            "SELECT id FROM ideas WHERE review != 'rejected' "
             "AND NOT EXISTS (SELECT 1 FROM cluster_members m WHERE m.idea_id = ideas.id)"
         )
-        return [IdeaFacts(*row) for row in cursor]
+        return list(self.idea_facts([row[0] for row in cursor]).values())
 
     def supporters(self, idea_ids: list[int] | None = None) -> dict[int, set[str]]:
         """Who pressed "me too", per idea (of every idea, or of `idea_ids`)."""

@@ -407,6 +407,13 @@ def _reference_indexes(db: "sqlite_utils.Database") -> None:
     db.execute("CREATE INDEX dispatches_summary ON dispatches(summary_id)")
 
 
+def _reading_ids(db: "sqlite_utils.Database") -> None:
+    """An index of the ids of read ideas alone. Every summary asks which ideas have no reading
+    yet; the ids are the table's key, but finding them walked every reading's words and
+    sentences (170 ms at 100,000 ideas; the index holds nothing else: 40 ms)."""
+    db.execute("CREATE INDEX readings_ids ON readings(idea_id)")
+
+
 MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _initial,
     _clusters,
@@ -422,4 +429,5 @@ MIGRATIONS: list[Callable[["sqlite_utils.Database"], None]] = [
     _grouped_state,
     _readings,
     _reference_indexes,
+    _reading_ids,
 ]
