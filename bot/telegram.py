@@ -43,6 +43,7 @@ import logging
 import re
 import ssl
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Hashable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
@@ -237,8 +238,9 @@ class AiohttpRequest(BaseRequest):
     anyway (the webhook endpoint), and its client makes the same call for less than half.
     Everything above this stays PTB's: the `Bot`, its errors, its rate limiter and its
     timeouts (a long poll's read timeout grows with its `timeout`, as PTB asks). As with
-    httpx, proxies come from the environment (HTTPS_PROXY, NO_PROXY) and certificates are
-    checked against certifi's.
+    httpx, proxies come from the environment (HTTPS_PROXY, ALL_PROXY, NO_PROXY), read once
+    per address rather than at every call as aiohttp's `trust_env` does (in a thread), and
+    certificates are checked against certifi's.
 
     At most `connections` calls are under way at once; the others wait their turn here, and
     a call's timeouts count from when it has its connection."""
@@ -257,6 +259,7 @@ class AiohttpRequest(BaseRequest):
         self._read, self._write, self._connect = read_timeout, write_timeout, connect_timeout
         self._pool, self._media_write = pool_timeout, media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[str, str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -267,7 +270,7 @@ class AiohttpRequest(BaseRequest):
             tls = ssl.create_default_context(cafile=certifi.where())
             connector = aiohttp.TCPConnector(limit=self._connections, ssl=tls)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self.USER_AGENT}, trust_env=True
+                connector=connector, headers={"User-Agent": self.USER_AGENT}
             )
 
     async def shutdown(self) -> None:
@@ -313,7 +316,7 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut("Pool timeout: the request was not sent") from None
         try:
             async with session.request(
-                method, url, data=body, headers=headers, timeout=timeout
+                method, url, data=body, headers=headers, timeout=timeout, proxy=self._proxy(url)
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as err:
@@ -322,6 +325,19 @@ class AiohttpRequest(BaseRequest):
             raise NetworkError(f"aiohttp.{type(err).__name__}") from err
         finally:
             self._free.release()
+
+
+    def _proxy(self, url: str) -> str | None:
+        """The proxy the environment names for `url`, as httpx reads it (by scheme, then
+        ALL_PROXY; none for a host in NO_PROXY)."""
+        if url not in self._proxies:
+            parts = urlsplit(url)
+            proxies = urllib.request.getproxies_environment()
+            proxy = proxies.get(parts.scheme) or proxies.get("all")
+            if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
+                proxy = None
+            self._proxies[url] = proxy
+        return self._proxies[url]
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:

@@ -109,3 +109,20 @@ async def test_calls_beyond_the_connections_wait_and_time_out_unsent() -> None:
             held.cancel()
         finally:
             await request.shutdown()
+
+
+def test_the_proxy_comes_from_the_environment_as_httpx_reads_it(monkeypatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    api = "https://api.telegram.org/bot1:x/getMe"
+    assert AiohttpRequest(1)._proxy(api) is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    assert AiohttpRequest(1)._proxy(api) == "http://proxy.example:3128"
+    assert AiohttpRequest(1)._proxy("http://127.0.0.1:8081/bot1:x/getMe") is None
+    monkeypatch.setenv("ALL_PROXY", "http://all.example:3128")
+    assert AiohttpRequest(1)._proxy("http://127.0.0.1:8081/bot1:x/getMe") == (
+        "http://all.example:3128"
+    )
+    monkeypatch.setenv("NO_PROXY", "api.telegram.org")
+    assert AiohttpRequest(1)._proxy(api) is None
