@@ -112,14 +112,15 @@ class _Lane:
             self.ids.pop()
             del self._row[cluster_id]
 
-    def best(self, vector: np.ndarray, ceiling: float) -> int | None:
-        """The group this vector is most alike on average, if it beats the lane's cut."""
+    def best(self, vector: np.ndarray, ceiling: float, full_lane: int) -> int | None:
+        """The group this vector is most alike on average, if it beats the lane's cut (the
+        full run's rule, `cut_similarity`)."""
         n = len(self.ids)
         if n == 0:
             return None
         means = self._sums[:n] @ vector / self._counts[:n]
         row = int(np.argmax(means))
-        cut = cut_similarity(self._total, int(self._counts[:n].sum()), ceiling)
+        cut = cut_similarity(self._total, int(self._counts[:n].sum()), ceiling, full_lane)
         return self.ids[row] if means[row] >= cut else None
 
 
@@ -267,7 +268,9 @@ class ClusterBook:
             if where:
                 self.store.drop_membership(idea_id)
             target = self._lanes.get(lane)
-            cluster_id = target.best(vector, self.same_idea) if target else None
+            cluster_id = (
+                target.best(vector, self.same_idea, self.params.full_lane) if target else None
+            )
             duplicate_of = None
             if cluster_id is None:
                 cluster_id = self.store.new_cluster(lane, now)

@@ -4,8 +4,15 @@ The method is average-linkage agglomerative clustering on cosine similarity, cut
 group's members are no more alike than two ideas of the lane picked at random (the lane's
 mean pair similarity). The cut never rises above `ceiling`, the similarity at which two texts
 say the same idea (calibrated per model on shipped paraphrases): a small lane of near-equal
-ideas stays one group instead of being split at its own mean. Why this and not HDBSCAN,
-BERTopic's choice:
+ideas stays one group instead of being split at its own mean.
+
+The cut adapts to the number of ideas. A lane of a few dozen ideas has one or two ideas per
+topic, and cut at its mean it held one loose group of most of them: in 25 ideas drawn from a
+shared data set, the largest group held 54-74 % of them. So a small lane is cut higher, from
+`ceiling` at one idea down to the lane mean at `GroupingParams.full_lane` ideas, on a log scale
+of its size (the largest group then holds 22-65 %, and groups are purer; `cut_similarity`).
+
+Why this and not HDBSCAN, BERTopic's choice:
 - every idea lands in a group; HDBSCAN leaves a third of short citizen texts as "noise", and
   an idea no moderator sees is an idea the city never heard;
 - the cut is one similarity and average linkage compares means, so a new idea joins a group
@@ -17,6 +24,7 @@ k-means and the micro-clusters are grouped the same way: the pair distances of 1
 not fit in memory, those of a few thousand micro-clusters do.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,21 +37,31 @@ class GroupingParams:
     """Ideas per micro-cluster, on average, in lanes larger than `direct_limit`."""
     max_micro: int = 4000
     """At most this many micro-clusters: their similarity matrix takes 128 MB."""
+    full_lane: int = 200
+    """From this many ideas on, a lane is cut at its mean pair similarity (`cut_similarity`).
+    Of 100, 200, 300, 500, 1,000 and 3,000 tried on the three shared data sets, 200 alone
+    lowered neither ARI nor NMI against the field labels on any of them (`mitreden eval`)."""
     seed: int = 0
 
 
 DEFAULT_PARAMS = GroupingParams()
 
 
-def cut_similarity(total: np.ndarray, count: int, ceiling: float) -> float:
-    """The lane's mean pair similarity, at most `ceiling`.
+def cut_similarity(
+    total: np.ndarray, count: int, ceiling: float, full_lane: int = DEFAULT_PARAMS.full_lane
+) -> float:
+    """The similarity a lane of `count` unit vectors summing to `total` is cut at: its mean
+    pair similarity (at most `ceiling`) from `full_lane` ideas on; below that, between the
+    mean and `ceiling`, nearer `ceiling` the fewer ideas it has (log(count) / log(full_lane)
+    of the way down), so that a young lane groups only ideas that say nearly the same.
 
-    The mean over all pairs of `count` unit vectors whose sum is `total` needs no pairs:
-    |Σv|² = n + Σ_{i≠j} v_i·v_j.
+    The mean over all pairs needs no pairs: |Σv|² = n + Σ_{i≠j} v_i·v_j.
     """
     if count < 2:
         return ceiling
-    return min(float((total @ total - count) / (count * (count - 1))), ceiling)
+    mean = min(float((total @ total - count) / (count * (count - 1))), ceiling)
+    way_down = min(1.0, math.log(count) / math.log(full_lane))
+    return ceiling - way_down * (ceiling - mean)
 
 
 def average_linkage(similarity: np.ndarray, sizes: np.ndarray, cut: float) -> np.ndarray:
@@ -106,7 +124,7 @@ def group(
     n = len(vectors)
     if n < 2:
         return np.zeros(n, dtype=int)
-    cut = cut_similarity(vectors.sum(axis=0, dtype=np.float64), n, ceiling)
+    cut = cut_similarity(vectors.sum(axis=0, dtype=np.float64), n, ceiling, params.full_lane)
     if n <= params.direct_limit:
         return average_linkage(vectors @ vectors.T, np.ones(n), cut)
     # Imported here: scikit-learn takes about a second to import, and `mitreden run` should

@@ -13,7 +13,13 @@ from mitreden import reports
 from mitreden.jobs import RegroupJob
 from mitreden.nlp import keywords
 from mitreden.nlp.clusters import NEW_TOPICS, NOT_LOADED, ClusterBook
-from mitreden.nlp.grouping import cut_similarity, keep_ids, near_duplicates
+from mitreden.nlp.grouping import (
+    DEFAULT_PARAMS,
+    cut_similarity,
+    group,
+    keep_ids,
+    near_duplicates,
+)
 from mitreden.nlp.pipeline import IdeaNlp
 from mitreden.nlp.redact import KINDS
 from mitreden.nlp.summary import summarize
@@ -452,9 +458,68 @@ def test_cut_is_the_mean_pair_similarity_capped_by_the_ceiling() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     sims = vectors @ vectors.T
     mean = sims[np.triu_indices(20, 1)].mean()
-    assert np.isclose(cut_similarity(vectors.sum(axis=0), 20, ceiling=1.0), mean)
-    assert cut_similarity(vectors.sum(axis=0), 20, ceiling=mean - 0.1) == mean - 0.1
+    total = vectors.sum(axis=0)
+    assert np.isclose(cut_similarity(total, 20, ceiling=1.0, full_lane=20), mean)
+    assert cut_similarity(total, 20, ceiling=mean - 0.1, full_lane=20) == mean - 0.1
     assert cut_similarity(vectors[0], 1, ceiling=0.9) == 0.9
+
+
+def test_a_small_lane_is_cut_nearer_the_ceiling_the_fewer_ideas_it_has() -> None:
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(400, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cuts = [cut_similarity(vectors[:n].sum(axis=0), n, 0.9, full_lane=200) for n in (1, 2, 25, 100)]
+    assert cuts[0] == 0.9
+    assert cuts[0] > cuts[1] > cuts[2] > cuts[3]
+    sims = vectors[:200] @ vectors[:200].T
+    mean = sims[np.triu_indices(200, 1)].mean()
+    assert cut_similarity(vectors[:200].sum(axis=0), 200, 0.9, full_lane=200) == pytest.approx(mean)
+
+
+YOUNG_LANE = {
+    **TOPICS,
+    "bikes": [
+        "Sichere Radwege an großen Straßen bauen",
+        "Mehr geschützte Fahrradspuren in der Stadt",
+        "Radwege breiter und sicherer machen",
+    ],
+    "play": [
+        "Mehr Spielplätze für kleine Kinder im Kiez",
+        "Neue Spielplätze in unserem Viertel bauen",
+        "Spielplätze für Kinder in der Nachbarschaft",
+    ],
+    "benches": [
+        "Mehr Bänke zum Ausruhen in Parks aufstellen",
+        "Sitzbänke für ältere Menschen an Straßen",
+        "Bänke zum Sitzen in der Fußgängerzone",
+    ],
+    "trash": [
+        "Mehr Mülleimer in den Parks aufstellen",
+        "Die Müllabfuhr soll öfter kommen",
+        "Gegen Müll auf den Straßen vorgehen",
+    ],
+    "bus": [
+        "Busse sollen nachts öfter fahren",
+        "Mehr Nachtbusse in die Außenbezirke",
+        "Nachts öfter Busse und Bahnen",
+    ],
+}
+
+
+def test_a_young_lane_is_not_one_loose_group_of_everything(nlp) -> None:
+    """24 ideas on 8 topics, as a field holds them in its first days: each topic is (nearly)
+    a group of its own. Cut at the lane's mean, as every lane was before, half of them were
+    one group of bike lanes, benches, bins and buses."""
+    texts = [text for texts in YOUNG_LANE.values() for text in texts]
+    topic = np.repeat(np.arange(len(YOUNG_LANE)), 3)
+    vectors = nlp.embedder.embed(texts)
+    found = group(vectors, nlp.clusters.same_idea)
+    assert np.bincount(found).max() <= 4
+    whole = [t for t in range(len(YOUNG_LANE)) if len(set(found[topic == t])) == 1]
+    assert len(whole) >= 6, "most topics' three ideas share a group"
+    assert all(len(set(topic[found == g])) <= 2 for g in set(found)), "no group mixes three"
+    at_mean = group(vectors, nlp.clusters.same_idea, replace(DEFAULT_PARAMS, full_lane=2))
+    assert np.bincount(at_mean).max() >= 8
 
 
 def test_group_ids_follow_membership_not_order() -> None:
@@ -483,10 +548,11 @@ def test_a_lane_keeps_group_sums_right_when_a_group_empties() -> None:
     lane.remove(1, east)
     lane.remove(1, east)
     assert sorted(lane.ids) == [2, 3]
-    assert lane.best(west, ceiling=0.5) == 3 and lane.best(north, ceiling=0.5) == 2
+    assert lane.best(west, ceiling=0.5, full_lane=2) == 3
+    assert lane.best(north, ceiling=0.5, full_lane=2) == 2
     for n in range(20):  # beyond the first allocation
         lane.add(10 + n, north)
-    assert len(lane.ids) == 22 and lane.best(west, ceiling=0.5) == 3
+    assert len(lane.ids) == 22 and lane.best(west, ceiling=0.5, full_lane=2) == 3
 
 
 def test_a_recompute_that_raced_an_erasure_saves_what_is_left(nlp, store) -> None:
