@@ -450,7 +450,7 @@ def test_eval_prints_suggestion_and_grouping_figures(tmp_path: Path) -> None:
     figures = json.loads(result.stdout)
     assert (figures["items"], figures["skipped"]) == (8, 1)
     assert figures["zero_shot_top1"] >= 0.75 and figures["zero_shot_top3"] == 1.0
-    assert set(figures["few_shot_top1"]) == {"10", "30", "100"}
+    assert set(figures["few_shot_top1"]) == {"0", "10", "30", "100"}
     assert 0 <= figures["drift_top1"] <= 1
     excess = figures["drift_excess"]
     assert abs(sum(excess.values())) < 1  # shares of one stream: what one field gains, others lose
