@@ -255,7 +255,7 @@ class AiohttpRequest(BaseRequest):
         media_write_timeout: float | None = 20.0,
     ) -> None:
         self._connections = connections
-        self._free = asyncio.Semaphore(connections)
+        self._free = asyncio.Semaphore(connections)  # anew at each start, on its event loop
         self._read, self._write, self._connect = read_timeout, write_timeout, connect_timeout
         self._pool, self._media_write = pool_timeout, media_write_timeout
         self._session: aiohttp.ClientSession | None = None
@@ -267,6 +267,7 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self) -> None:
         if self._session is None or self._session.closed:
+            self._free = asyncio.Semaphore(self._connections)
             tls = ssl.create_default_context(cafile=certifi.where())
             connector = aiohttp.TCPConnector(limit=self._connections, ssl=tls)
             self._session = aiohttp.ClientSession(
