@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from mitreden.nlp.classifier import UNSURE_BELOW, make_model
+from mitreden.nlp.classifier import UNSURE_BELOW, UNSURE_CHANCES, make_model
 from mitreden.nlp.embedders import Embedder
 from mitreden.nlp.taxonomy import Taxonomy
 from mitreden.store import Store
@@ -71,8 +71,11 @@ class FieldSuggester:
     def unsure_below(self) -> float | None:
         """A suggestion's score under which an unconfirmed idea is filed under no field: the
         calibrated model's probabilities have one; the prototype method's cosines do not (the
-        grouping finds each field's outliers among them instead)."""
-        return UNSURE_BELOW if self.model.calibrated else None
+        grouping finds each field's outliers among them instead). Lower in a large taxonomy,
+        where probabilities spread thinner (see `UNSURE_BELOW`)."""
+        if not self.model.calibrated:
+            return None
+        return min(UNSURE_BELOW, UNSURE_CHANCES / len(self.field_ids))
 
     def lesson_weight(self, suggested: str | None, chosen: str, corrected: bool = False) -> float:
         """How much a confirmation teaches: a resident accepting the first suggestion less than

