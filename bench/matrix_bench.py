@@ -614,7 +614,7 @@ def print_report(results: list[Result], env: JSON) -> None:
         )
         if r.engine_calls:
             line += (
-                f"; engine.handle {r.engine_calls} calls, {r.engine_s:.2f} s "
+                f"; engine.receive {r.engine_calls} calls, {r.engine_s:.2f} s "
                 f"({busy(r.engine_s, r.seconds)} of the wall time), "
                 f"build {r.setup_s:.2f} s (not timed); "
                 f"similar ideas offered to {r.similar_shown} of {r.residents}"
