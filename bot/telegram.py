@@ -342,7 +342,8 @@ class AiohttpRequest(BaseRequest):
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:
-    """A timeout PTB passes on: its default stands for ours."""
+    """A timeout PTB passes on: its default stands for ours. PTB's own request class tells
+    its defaults apart the same way, by a type from its private `_utils` (PTB is pinned <23)."""
     return default if isinstance(value, DefaultValue) else value
 
 
