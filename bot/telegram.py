@@ -327,18 +327,19 @@ class AiohttpRequest(BaseRequest):
         finally:
             self._free.release()
 
-
     def _proxy(self, url: str) -> str | None:
         """The proxy the environment names for `url`, as httpx reads it (by scheme, then
-        ALL_PROXY; none for a host in NO_PROXY)."""
-        if url not in self._proxies:
-            parts = urlsplit(url)
+        ALL_PROXY; none for a host in NO_PROXY), kept per scheme and host: every Bot API
+        method has its own URL, and each URL names the token."""
+        parts = urlsplit(url)
+        address = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        if address not in self._proxies:
             proxies = urllib.request.getproxies_environment()
             proxy = proxies.get(parts.scheme) or proxies.get("all")
             if proxy and urllib.request.proxy_bypass(parts.hostname or ""):
                 proxy = None
-            self._proxies[url] = proxy
-        return self._proxies[url]
+            self._proxies[address] = proxy
+        return self._proxies[address]
 
 
 def _given(value: ODVInput[float], default: float | None) -> float | None:
